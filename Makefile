@@ -1,0 +1,39 @@
+# Gamify developer commands. `make run` and `make test` are the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install run test unit integration e2e lint compose-up clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: install
+	$(BIN)/gamify serve
+
+test: install
+	$(PYTEST) -q tests
+
+unit: install
+	$(PYTEST) -q tests/unit
+
+integration: install
+	$(PYTEST) -q -m integration tests
+
+e2e: install
+	$(PYTEST) -q tests/e2e
+
+lint: install
+	$(BIN)/ruff check services projections schemas tests
+
+compose-up:
+	docker compose up -d
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""The wire contract shared by every Gamify process: events, commits and their encoding."""

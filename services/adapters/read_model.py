@@ -1,0 +1,43 @@
+"""The handlers' ParticipantReader port over the participant read-model queries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from projections.participants.queries import OutcomeRow, ParticipantQueries
+from services.participants.domain import ParticipantState
+from services.participants.ports import CommitOutcome
+
+
+class ReadModelReader:
+    """Runs the synchronous queries in worker threads and maps rows to domain types."""
+
+    def __init__(self, queries: ParticipantQueries) -> None:
+        self.queries = queries
+
+    async def get_state(self, tenant: str, participant_id: str) -> ParticipantState | None:
+        row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)
+        if row is None:
+            return None
+        return ParticipantState(
+            version=row.version,
+            display_name=row.display_name,
+            avatar_url=row.avatar_url,
+            attributes=row.attributes,
+            balance=row.balance,
+        )
+
+    async def get_outcome(self, commit_id: str) -> CommitOutcome | None:
+        return _outcome(await asyncio.to_thread(self.queries.outcome, commit_id))
+
+    async def get_idempotent(
+        self, tenant: str, participant_id: str, key: str
+    ) -> CommitOutcome | None:
+        found = await asyncio.to_thread(self.queries.idempotent, tenant, participant_id, key)
+        return _outcome(found)
+
+
+def _outcome(row: OutcomeRow | None) -> CommitOutcome | None:
+    if row is None:
+        return None
+    return CommitOutcome(row.commit_id, row.status, row.command, row.events)

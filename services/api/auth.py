@@ -1,0 +1,75 @@
+"""API keys: stored as SHA-256 digests, looked up in constant time, each bound to one tenant."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.config import ApiKeySpec
+
+logger = logging.getLogger(__name__)
+
+DEV_KEYS_FILE = "api_keys.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: a tenant, and whether the key has the admin scope."""
+
+    tenant: str
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    tenant: str
+    digest: bytes
+    admin: bool
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class KeyRing:
+    """The keys a process accepts; plaintext keys are never kept in memory after start-up."""
+
+    def __init__(self, keys: list[StoredKey]) -> None:
+        self._keys = keys
+
+    @classmethod
+    def from_specs(cls, specs: tuple[ApiKeySpec, ...]) -> KeyRing:
+        return cls([StoredKey(s.tenant, digest(s.key), s.admin) for s in specs])
+
+    def authenticate(self, presented: str | None) -> Principal | None:
+        """The principal of ``presented``; every stored key is compared, so timing leaks nothing."""
+        if not presented:
+            return None
+        wanted = digest(presented)
+        match: StoredKey | None = None
+        for stored in self._keys:
+            if hmac.compare_digest(stored.digest, wanted):
+                match = stored
+        return Principal(match.tenant, match.admin) if match else None
+
+
+def development_keys(data_dir: Path) -> tuple[KeyRing, str | None]:
+    """The development key ring for tenant ``default``, creating the key on first start.
+
+    Returns the ring and the plaintext key when it was just created (to print once), else None.
+    """
+    path = data_dir / DEV_KEYS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return KeyRing([StoredKey(k["tenant"], bytes.fromhex(k["sha256"]), k["admin"])
+                        for k in stored]), None
+    key = "gmf_dev_" + secrets.token_hex(16)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"tenant": "default", "sha256": digest(key).hex(), "admin": True}]))
+    path.chmod(0o600)
+    return KeyRing([StoredKey("default", digest(key), True)]), key

@@ -1,0 +1,63 @@
+"""One middleware that turns every error into the API's {"detail": ...} body; no tracebacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from services.api.validation import ValidationFailed
+from services.participants.domain import InsufficientPoints, ParticipantNotFound
+from services.participants.handlers import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    NotYetProjected,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class NotFound(Exception):
+    """A read-model row the request names does not exist."""
+
+
+def error(status: int, detail: object, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"detail": detail}, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
+    )
+
+
+STATUS_OF: list[tuple[type[Exception], int]] = [
+    (ParticipantNotFound, 404),
+    (NotFound, 404),
+    (InsufficientPoints, 400),
+    (ConcurrencyConflict, 409),
+    (IdempotencyKeyReused, 409),
+    (NotYetProjected, 503),
+]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationFailed as exc:
+        return error(422, exc.errors)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error(413, f"Request body too large: at most {exc.max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason if exc.text is None or exc.text.startswith(
+            f"{exc.status}: ") else exc.text)
+    except Exception as exc:
+        for kind, status in STATUS_OF:
+            if isinstance(exc, kind):
+                headers = {"Retry-After": "1"} if status == 503 else None
+                return error(status, str(exc), headers)
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, "Internal server error")

@@ -1,0 +1,17 @@
+"""Every web.AppKey of the Gamify application, and nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from projections.participants.queries import ParticipantQueries
+from projections.progress import Progress
+from services.api.auth import KeyRing
+from services.config import Settings
+from services.participants.handlers import Deps
+
+settings_key = web.AppKey("settings_key", Settings)
+key_ring_key = web.AppKey("key_ring_key", KeyRing)
+queries_key = web.AppKey("queries_key", ParticipantQueries)
+progress_key = web.AppKey("progress_key", Progress)
+deps_key = web.AppKey("deps_key", Deps)

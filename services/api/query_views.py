@@ -1,0 +1,70 @@
+"""GET handlers: read the read models, shape the JSON; they never touch the log."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from projections.participants.projector import ParticipantRow
+from services.api.errors import NotFound
+from services.api.keys import queries_key
+from services.api.middlewares import principal
+from services.api.representations import STATE_SECTIONS, points, profile, state
+from services.api.requests import dumps, int_query, participant_id
+from services.api.validation import ValidationFailed
+
+
+async def get_participant(request: web.Request) -> web.Response:
+    return web.json_response(profile(await _row(request)), dumps=dumps)
+
+
+async def get_state(request: web.Request) -> web.Response:
+    include = _include(request.query.get("include"))
+    return web.json_response(state(await _row(request), include), dumps=dumps)
+
+
+async def get_points(request: web.Request) -> web.Response:
+    row = await _row(request)
+    return web.json_response({"participant_id": row.participant_id, **points(row)}, dumps=dumps)
+
+
+async def get_transactions(request: web.Request) -> web.Response:
+    row = await _row(request)
+    page = int_query(request, "page", 1, 1, 1_000_000)
+    page_size = int_query(request, "page_size", 20, 1, 100)
+    found = await asyncio.to_thread(
+        request.app[queries_key].transactions, row.tenant, row.participant_id, page, page_size
+    )
+    return web.json_response(
+        {"participant_id": row.participant_id, "transactions": found.entries,
+         "total": found.total, "page": page, "page_size": page_size},
+        dumps=dumps,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _row(request: web.Request) -> ParticipantRow:
+    pid = participant_id(request)
+    tenant = principal(request).tenant
+    row = await asyncio.to_thread(request.app[queries_key].participant, tenant, pid)
+    if row is None:
+        raise NotFound(f"Participant not found: {pid}")
+    return row
+
+
+def _include(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return STATE_SECTIONS
+    wanted = tuple(s.strip() for s in raw.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in STATE_SECTIONS]
+    if unknown:
+        raise ValidationFailed([{
+            "loc": ["query", "include"],
+            "msg": f"unknown section(s) {', '.join(unknown)}; options: {', '.join(STATE_SECTIONS)}",
+            "type": "value_error.include",
+        }])
+    return wanted

@@ -1,0 +1,72 @@
+"""Reading requests: the JSON body, path and query parameters, the idempotency key."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from services.api.middlewares import principal
+from services.api.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, validate
+from services.participants.handlers import Context
+
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+async def json_body(request: web.Request, command: str) -> dict[str, Any]:
+    """The request body validated against the command's schema."""
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(text="Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="Request body must be a JSON object")
+    return validate(command, body)
+
+
+def participant_id(request: web.Request) -> str:
+    pid = request.match_info["participant_id"]
+    if not 1 <= len(pid) <= 255:
+        raise ValidationFailed([{"loc": ["path", "participant_id"],
+                                 "msg": "must be 1 to 255 characters", "type": "value_error"}])
+    return pid
+
+
+def context(request: web.Request, body: dict[str, Any] | None = None) -> Context:
+    """The command context: tenant from the key, idempotency key from header or legacy body."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _KEY.match(key):
+        raise ValidationFailed([{"loc": ["header", "Idempotency-Key"],
+                                 "msg": f"must match {IDEMPOTENCY_KEY_PATTERN}",
+                                 "type": "value_error.pattern"}])
+    if key is None and body is not None:
+        key = body.get("idempotency_key")
+    return Context(
+        tenant=principal(request).tenant,
+        source="http",
+        request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex,
+        idempotency_key=key,
+    )
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValidationFailed([{"loc": ["query", name],
+                                 "msg": f"must be an integer from {low} to {high}",
+                                 "type": "value_error.range"}])
+    return value
+
+
+def dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()

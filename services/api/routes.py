@@ -1,0 +1,23 @@
+"""The route table of the Gamify HTTP API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api import command_views, query_views
+
+BASE = "/api/v1/gamify"
+
+ROUTES = [
+    web.get("/healthz", query_views.healthz),
+    web.post(f"{BASE}/participants", command_views.register_participant),
+    web.get(f"{BASE}/participants/{{participant_id}}", query_views.get_participant),
+    web.patch(f"{BASE}/participants/{{participant_id}}", command_views.update_participant),
+    web.get(f"{BASE}/participants/{{participant_id}}/state", query_views.get_state),
+    web.get(f"{BASE}/state/{{participant_id}}", query_views.get_state),
+    web.get(f"{BASE}/participants/{{participant_id}}/points", query_views.get_points),
+    web.get(f"{BASE}/participants/{{participant_id}}/points/transactions",
+            query_views.get_transactions),
+    web.post(f"{BASE}/points/award", command_views.award_points),
+    web.post(f"{BASE}/points/deduct", command_views.deduct_points),
+]

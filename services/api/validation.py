@@ -1,0 +1,64 @@
+"""Validate request bodies against the command JSON Schemas in schemas/json (shared with inbound)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from functools import cache
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+
+MAX_JSON_DEPTH = 32
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{1,255}$"
+
+
+class ValidationFailed(Exception):
+    """The input breaks the schema; ``errors`` are FastAPI-style ``{loc, msg, type}`` objects."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["msg"] if errors else "invalid input")
+        self.errors = errors
+
+
+@cache
+def validator(command: str) -> Draft202012Validator:
+    """The compiled validator of one command schema, e.g. ``points.award``."""
+    text = importlib.resources.files("schemas").joinpath("json", f"{command}.v1.json").read_bytes()
+    return Draft202012Validator(orjson.loads(text))
+
+
+def validate(command: str, body: Any, *, location: str = "body") -> dict[str, Any]:
+    """Return ``body`` if it satisfies the command's schema, else raise ValidationFailed."""
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise ValidationFailed([_error([location], f"nested deeper than {MAX_JSON_DEPTH} levels",
+                                       "value_error.depth")])
+    errors = sorted(validator(command).iter_errors(body), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ValidationFailed([
+            _error([location, *e.absolute_path, *_missing(e)], e.message, f"schema.{e.validator}")
+            for e in errors
+        ])
+    return body  # type: ignore[no-any-return]
+
+
+def _missing(error: Any) -> list[str]:
+    if error.validator == "required":
+        found = re.match(r"^'(.+)' is a required property$", error.message)
+        return [found.group(1)] if found else []
+    return []
+
+
+def _error(loc: list[Any], msg: str, type_: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level

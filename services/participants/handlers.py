@@ -1,0 +1,140 @@
+"""The command use case: read state, decide, append one commit, wait for its projection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.events import Causation, Commit
+from services.participants.commands import COMMAND_NAMES, Command
+from services.participants.domain import Ids, decide
+from services.participants.locks import KeyedLocks
+from services.participants.ports import (
+    CommitOutcome,
+    EventLog,
+    ParticipantReader,
+    ProjectionProgress,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ConcurrencyConflict(Exception):
+    """Other writers kept changing the participant; every attempt was rejected."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"The participant was changed concurrently; gave up after {attempts} attempts. Retry."
+        )
+
+
+class NotYetProjected(Exception):
+    """The commit is on the log but its projection did not finish in time."""
+
+    def __init__(self, commit_id: str) -> None:
+        self.commit_id = commit_id
+        super().__init__(
+            "The write was accepted but is not visible yet; "
+            "retry with the same Idempotency-Key to get its result."
+        )
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was first used for a different command."""
+
+    def __init__(self, key: str, command: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used for a {command} request.")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who asks, and the causation data every commit carries."""
+
+    tenant: str
+    source: str = "http"
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The events the command's commit carried (empty when nothing changed)."""
+
+    events: list[dict[str, Any]]
+    commit_id: str | None = None
+    replayed: bool = False
+
+    def event(self, type_: str) -> dict[str, Any] | None:
+        return next((e["data"] for e in self.events if e["type"] == type_), None)
+
+
+@dataclass(slots=True)
+class Deps:
+    """Everything a handler talks to; built by a composition root."""
+
+    log: EventLog
+    reader: ParticipantReader
+    progress: ProjectionProgress
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    max_attempts: int = 5
+    projection_timeout: float = 10.0
+
+
+async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
+    """Run ``command`` for ``ctx.tenant`` under the consistency model of DESIGN.md."""
+    pid = command.participant_id
+    name = COMMAND_NAMES[type(command)]
+    async with deps.locks.hold((ctx.tenant, pid)):
+        for _ in range(deps.max_attempts):
+            if ctx.idempotency_key is not None:
+                original = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
+                if original is not None:
+                    return _replay(original, name, ctx.idempotency_key)
+            state = await deps.reader.get_state(ctx.tenant, pid)
+            events = decide(state, command, Ids(transaction_id=deps.new_id()))
+            if not events:
+                return Result(events=[])
+            commit = Commit(
+                commit_id=deps.new_id(),
+                tenant=ctx.tenant,
+                participant_id=pid,
+                expected_version=state.version if state else 0,
+                recorded_at=_iso(deps.clock()),
+                causation=Causation(name, ctx.source, ctx.request_id, ctx.idempotency_key),
+                events=tuple(events),
+            )
+            outcome = await _append_and_wait(deps, commit)
+            if outcome.status == "applied":
+                return Result(events=outcome.events, commit_id=commit.commit_id)
+            if outcome.status == "duplicate" and ctx.idempotency_key is not None:
+                original = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
+                if original is not None:
+                    return _replay(original, name, ctx.idempotency_key)
+            logger.info("commit %s for %s/%s: %s", commit.commit_id, ctx.tenant, pid, outcome.status)
+        raise ConcurrencyConflict(deps.max_attempts)
+
+
+async def _append_and_wait(deps: Deps, commit: Commit) -> CommitOutcome:
+    position = await deps.log.append(commit)
+    if not await deps.progress.wait_for(position, deps.projection_timeout):
+        raise NotYetProjected(commit.commit_id)
+    outcome = await deps.reader.get_outcome(commit.commit_id)
+    if outcome is None:  # projected position passed but no verdict: a bug, never silence it
+        raise RuntimeError(f"commit {commit.commit_id} passed the projector without an outcome")
+    return outcome
+
+
+def _replay(original: CommitOutcome, name: str, key: str) -> Result:
+    if original.command != name:
+        raise IdempotencyKeyReused(key, original.command)
+    return Result(events=original.events, commit_id=original.commit_id, replayed=True)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
