@@ -37,8 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve_command(settings: Settings, host: str | None, port: int | None) -> int:
     key_ring = _key_ring(settings)
-    mode = f"Kafka at {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers \
+    mode = (
+        f"Kafka at {settings.kafka_bootstrap_servers}"
+        if settings.kafka_bootstrap_servers
         else f"embedded log in {settings.log_path}"
+    )
     print(f"gamify: {mode}; read models in {settings.read_model_path}", flush=True)
     app = create_app(settings, key_ring=key_ring)
     web.run_app(
@@ -62,8 +65,11 @@ def _key_ring(settings: Settings) -> KeyRing:
             flush=True,
         )
     else:
-        print(f"gamify: using the development key stored hashed in {settings.data_dir}/api_keys.json"
-              " (delete that file to make a new one)", flush=True)
+        print(
+            f"gamify: using the development key stored hashed in {settings.data_dir}/api_keys.json"
+            " (delete that file to make a new one)",
+            flush=True,
+        )
     return ring
 
 

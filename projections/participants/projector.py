@@ -124,12 +124,22 @@ def ledger_entry(event: Event, at: str) -> LedgerEntry | None:
     """The ledger line an event writes, if it moves points."""
     if isinstance(event, PointsAwarded):
         return LedgerEntry(
-            event.transaction_id, "award", event.amount, event.balance_after,
-            event.reason, event.metadata, at,
+            event.transaction_id,
+            "award",
+            event.amount,
+            event.balance_after,
+            event.reason,
+            event.metadata,
+            at,
         )
     if isinstance(event, PointsDeducted):
         return LedgerEntry(
-            event.transaction_id, "deduct", -event.amount, event.balance_after,
-            event.reason, event.metadata, at,
+            event.transaction_id,
+            "deduct",
+            -event.amount,
+            event.balance_after,
+            event.reason,
+            event.metadata,
+            at,
         )
     return None

@@ -12,6 +12,8 @@ from projections.participants.projector import ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS
 from projections.participants.store import row_from_db, tracking_name
 
+__all__ = ["LedgerPage", "OutcomeRow", "ParticipantQueries", "ParticipantRow"]
+
 
 @dataclass(frozen=True, slots=True)
 class OutcomeRow:
@@ -47,7 +49,9 @@ class ParticipantQueries:
             found = c.fetchone()
         return row_from_db(found) if found else None
 
-    def transactions(self, tenant: str, participant_id: str, page: int, page_size: int) -> LedgerPage:
+    def transactions(
+        self, tenant: str, participant_id: str, page: int, page_size: int
+    ) -> LedgerPage:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 "SELECT COUNT(*) FROM points_ledger WHERE tenant = ? AND participant_id = ?",
@@ -63,8 +67,13 @@ class ParticipantQueries:
             found = c.fetchall()
         entries = [
             {
-                "id": r[0], "type": r[1], "amount": r[2], "balance_after": r[3],
-                "reason": r[4], "metadata": orjson.loads(r[5]), "created_at": r[6],
+                "id": r[0],
+                "type": r[1],
+                "amount": r[2],
+                "balance_after": r[3],
+                "reason": r[4],
+                "metadata": orjson.loads(r[5]),
+                "created_at": r[6],
             }
             for r in found
         ]

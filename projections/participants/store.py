@@ -68,15 +68,24 @@ class SqliteParticipantStore(SQLiteTrackingRecorder):
             for record in fresh:
                 self._apply_record(batch, topic, record, stats)
             batch.flush()
-            self._insert_tracking(c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1))
+            self._insert_tracking(
+                c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1)
+            )
         return stats
 
-    def _apply_record(self, batch: _Batch, topic: str, record: LogRecord, stats: BatchStats) -> None:
+    def _apply_record(
+        self, batch: _Batch, topic: str, record: LogRecord, stats: BatchStats
+    ) -> None:
         try:
             commit = decode(record.value)
         except CodecError as exc:
-            logger.error("skipping unreadable record %s/%s/%s: %s", topic, record.partition,
-                         record.offset, exc)
+            logger.error(
+                "skipping unreadable record %s/%s/%s: %s",
+                topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
             batch.reject_record(topic, record, str(exc))
             stats.invalid += 1
             return
@@ -147,19 +156,36 @@ class _Batch:
             self.dirty.add(ident)
             events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
             for idx, entry in enumerate(verdict.ledger):
-                self.ledger.append((
-                    *ident, verdict.row.version, idx, entry.transaction_id, entry.kind,
-                    entry.amount, entry.balance_after, entry.reason,
-                    orjson.dumps(entry.metadata).decode(), entry.created_at,
-                ))
+                self.ledger.append(
+                    (
+                        *ident,
+                        verdict.row.version,
+                        idx,
+                        entry.transaction_id,
+                        entry.kind,
+                        entry.amount,
+                        entry.balance_after,
+                        entry.reason,
+                        orjson.dumps(entry.metadata).decode(),
+                        entry.created_at,
+                    )
+                )
             key = commit.causation.idempotency_key
             if key is not None:
                 self.keys[(*ident, key)] = commit.commit_id
                 self.new_keys.append((*ident, key, commit.commit_id))
-        self.outcomes.append((
-            commit.commit_id, commit.tenant, commit.participant_id, verdict.status,
-            commit.causation.command, events, record.partition, record.offset,
-        ))
+        self.outcomes.append(
+            (
+                commit.commit_id,
+                commit.tenant,
+                commit.participant_id,
+                verdict.status,
+                commit.causation.command,
+                events,
+                record.partition,
+                record.offset,
+            )
+        )
 
     def reject_record(self, topic: str, record: LogRecord, error: str) -> None:
         self.c.execute(
@@ -202,17 +228,37 @@ class _Batch:
 
 def row_to_db(row: ParticipantRow) -> tuple[Any, ...]:
     return (
-        row.tenant, row.participant_id, row.version, row.display_name, row.avatar_url,
-        orjson.dumps(row.attributes).decode(), row.balance, row.total_earned, row.total_spent,
-        row.total_events, row.rewards_claimed, row.is_active, row.created_at, row.last_seen_at,
+        row.tenant,
+        row.participant_id,
+        row.version,
+        row.display_name,
+        row.avatar_url,
+        orjson.dumps(row.attributes).decode(),
+        row.balance,
+        row.total_earned,
+        row.total_spent,
+        row.total_events,
+        row.rewards_claimed,
+        row.is_active,
+        row.created_at,
+        row.last_seen_at,
     )
 
 
 def row_from_db(found: Any) -> ParticipantRow:
     return ParticipantRow(
-        tenant=found[0], participant_id=found[1], version=found[2], display_name=found[3],
-        avatar_url=found[4], attributes=orjson.loads(found[5]), balance=found[6],
-        total_earned=found[7], total_spent=found[8], total_events=found[9],
-        rewards_claimed=found[10], is_active=bool(found[11]), created_at=found[12],
+        tenant=found[0],
+        participant_id=found[1],
+        version=found[2],
+        display_name=found[3],
+        avatar_url=found[4],
+        attributes=orjson.loads(found[5]),
+        balance=found[6],
+        total_earned=found[7],
+        total_spent=found[8],
+        total_events=found[9],
+        rewards_claimed=found[10],
+        is_active=bool(found[11]),
+        created_at=found[12],
         last_seen_at=found[13],
     )

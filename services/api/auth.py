@@ -66,8 +66,9 @@ def development_keys(data_dir: Path) -> tuple[KeyRing, str | None]:
     path = data_dir / DEV_KEYS_FILE
     if path.exists():
         stored = json.loads(path.read_text())
-        return KeyRing([StoredKey(k["tenant"], bytes.fromhex(k["sha256"]), k["admin"])
-                        for k in stored]), None
+        return KeyRing(
+            [StoredKey(k["tenant"], bytes.fromhex(k["sha256"]), k["admin"]) for k in stored]
+        ), None
     key = "gmf_dev_" + secrets.token_hex(16)
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([{"tenant": "default", "sha256": digest(key).hex(), "admin": True}]))

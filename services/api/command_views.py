@@ -50,8 +50,9 @@ async def update_participant(request: web.Request) -> web.Response:
 async def award_points(request: web.Request) -> web.Response:
     body = await json_body(request, "points.award")
     ctx = context(request, body)
-    command = AwardPoints(body["participant_id"], body["amount"], body.get("reason"),
-                          body.get("metadata") or {})
+    command = AwardPoints(
+        body["participant_id"], body["amount"], body.get("reason"), body.get("metadata") or {}
+    )
     result = await execute(request.app[deps_key], ctx, command)
     moved = _points_moved(result, "PointsAwarded", command.participant_id)
     return _json({**moved, "tier_upgrade": None}, result)
@@ -60,8 +61,9 @@ async def award_points(request: web.Request) -> web.Response:
 async def deduct_points(request: web.Request) -> web.Response:
     body = await json_body(request, "points.deduct")
     ctx = context(request, body)
-    command = DeductPoints(body["participant_id"], body["amount"], body.get("reason"),
-                           body.get("metadata") or {})
+    command = DeductPoints(
+        body["participant_id"], body["amount"], body.get("reason"), body.get("metadata") or {}
+    )
     result = await execute(request.app[deps_key], ctx, command)
     return _json(_points_moved(result, "PointsDeducted", command.participant_id), result)
 
@@ -83,7 +85,9 @@ def _json(body: dict[str, object], result: Result) -> web.Response:
     return web.json_response(body, headers=headers, dumps=dumps)
 
 
-async def _profile_response(request: web.Request, tenant: str, pid: str, status: int) -> web.Response:
+async def _profile_response(
+    request: web.Request, tenant: str, pid: str, status: int
+) -> web.Response:
     row = await asyncio.to_thread(request.app[queries_key].participant, tenant, pid)
     if row is None:
         raise NotFound(f"Participant not found: {pid}")

@@ -52,8 +52,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error(exc.status, exc.reason if exc.text is None or exc.text.startswith(
-            f"{exc.status}: ") else exc.text)
+        return error(
+            exc.status,
+            exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}: ") else exc.text,
+        )
     except Exception as exc:
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):

@@ -11,7 +11,7 @@ from services.api.errors import error
 from services.api.keys import key_ring_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-principal_key = "gamify.principal"
+principal_key = web.RequestKey("principal_key", Principal)
 PUBLIC_PATHS = frozenset({"/healthz"})
 
 
@@ -24,8 +24,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
     if not presented:
-        return error(401, "Missing API key: send it in the X-API-Key header",
-                     {"WWW-Authenticate": "ApiKey"})
+        return error(
+            401, "Missing API key: send it in the X-API-Key header", {"WWW-Authenticate": "ApiKey"}
+        )
     principal = request.app[key_ring_key].authenticate(presented)
     if principal is None:
         return error(401, "Invalid API key", {"WWW-Authenticate": "ApiKey"})

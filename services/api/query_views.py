@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from projections.participants.projector import ParticipantRow
+from projections.participants.queries import ParticipantRow
 from services.api.errors import NotFound
 from services.api.keys import queries_key
 from services.api.middlewares import principal
@@ -37,8 +37,13 @@ async def get_transactions(request: web.Request) -> web.Response:
         request.app[queries_key].transactions, row.tenant, row.participant_id, page, page_size
     )
     return web.json_response(
-        {"participant_id": row.participant_id, "transactions": found.entries,
-         "total": found.total, "page": page, "page_size": page_size},
+        {
+            "participant_id": row.participant_id,
+            "transactions": found.entries,
+            "total": found.total,
+            "page": page,
+            "page_size": page_size,
+        },
         dumps=dumps,
     )
 
@@ -62,9 +67,13 @@ def _include(raw: str | None) -> tuple[str, ...]:
     wanted = tuple(s.strip() for s in raw.split(",") if s.strip())
     unknown = [s for s in wanted if s not in STATE_SECTIONS]
     if unknown:
-        raise ValidationFailed([{
-            "loc": ["query", "include"],
-            "msg": f"unknown section(s) {', '.join(unknown)}; options: {', '.join(STATE_SECTIONS)}",
-            "type": "value_error.include",
-        }])
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["query", "include"],
+                    "msg": f"unknown section(s) {', '.join(unknown)}; options: {', '.join(STATE_SECTIONS)}",
+                    "type": "value_error.include",
+                }
+            ]
+        )
     return wanted

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.participants.projector import ParticipantRow
+from projections.participants.queries import ParticipantRow
 
 STATE_SECTIONS = ("points", "tier", "badges", "streaks", "challenges", "rewards")
 
 
 def points(row: ParticipantRow) -> dict[str, int]:
-    return {"balance": row.balance, "total_earned": row.total_earned, "total_spent": row.total_spent}
+    return {
+        "balance": row.balance,
+        "total_earned": row.total_earned,
+        "total_spent": row.total_spent,
+    }
 
 
 def profile(row: ParticipantRow) -> dict[str, Any]:
@@ -43,5 +47,7 @@ def state(row: ParticipantRow, include: tuple[str, ...]) -> dict[str, Any]:
         "challenges": {"active": 0, "completed": 0},
         "rewards": {"total_claimed": row.rewards_claimed},
     }
-    return {"participant_id": row.participant_id,
-            **{name: sections[name] for name in STATE_SECTIONS if name in include}}
+    return {
+        "participant_id": row.participant_id,
+        **{name: sections[name] for name in STATE_SECTIONS if name in include},
+    }

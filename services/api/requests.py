@@ -31,8 +31,15 @@ async def json_body(request: web.Request, command: str) -> dict[str, Any]:
 def participant_id(request: web.Request) -> str:
     pid = request.match_info["participant_id"]
     if not 1 <= len(pid) <= 255:
-        raise ValidationFailed([{"loc": ["path", "participant_id"],
-                                 "msg": "must be 1 to 255 characters", "type": "value_error"}])
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["path", "participant_id"],
+                    "msg": "must be 1 to 255 characters",
+                    "type": "value_error",
+                }
+            ]
+        )
     return pid
 
 
@@ -40,9 +47,15 @@ def context(request: web.Request, body: dict[str, Any] | None = None) -> Context
     """The command context: tenant from the key, idempotency key from header or legacy body."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
-        raise ValidationFailed([{"loc": ["header", "Idempotency-Key"],
-                                 "msg": f"must match {IDEMPOTENCY_KEY_PATTERN}",
-                                 "type": "value_error.pattern"}])
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": f"must match {IDEMPOTENCY_KEY_PATTERN}",
+                    "type": "value_error.pattern",
+                }
+            ]
+        )
     if key is None and body is not None:
         key = body.get("idempotency_key")
     return Context(
@@ -62,9 +75,15 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ValidationFailed([{"loc": ["query", name],
-                                 "msg": f"must be an integer from {low} to {high}",
-                                 "type": "value_error.range"}])
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["query", name],
+                    "msg": f"must be an integer from {low} to {high}",
+                    "type": "value_error.range",
+                }
+            ]
+        )
     return value
 
 

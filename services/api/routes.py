@@ -16,8 +16,9 @@ ROUTES = [
     web.get(f"{BASE}/participants/{{participant_id}}/state", query_views.get_state),
     web.get(f"{BASE}/state/{{participant_id}}", query_views.get_state),
     web.get(f"{BASE}/participants/{{participant_id}}/points", query_views.get_points),
-    web.get(f"{BASE}/participants/{{participant_id}}/points/transactions",
-            query_views.get_transactions),
+    web.get(
+        f"{BASE}/participants/{{participant_id}}/points/transactions", query_views.get_transactions
+    ),
     web.post(f"{BASE}/points/award", command_views.award_points),
     web.post(f"{BASE}/points/deduct", command_views.deduct_points),
 ]

@@ -32,14 +32,19 @@ def validator(command: str) -> Draft202012Validator:
 def validate(command: str, body: Any, *, location: str = "body") -> dict[str, Any]:
     """Return ``body`` if it satisfies the command's schema, else raise ValidationFailed."""
     if _depth(body) > MAX_JSON_DEPTH:
-        raise ValidationFailed([_error([location], f"nested deeper than {MAX_JSON_DEPTH} levels",
-                                       "value_error.depth")])
+        raise ValidationFailed(
+            [_error([location], f"nested deeper than {MAX_JSON_DEPTH} levels", "value_error.depth")]
+        )
     errors = sorted(validator(command).iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ValidationFailed([
-            _error([location, *e.absolute_path, *_missing(e)], e.message, f"schema.{e.validator}")
-            for e in errors
-        ])
+        raise ValidationFailed(
+            [
+                _error(
+                    [location, *e.absolute_path, *_missing(e)], e.message, f"schema.{e.validator}"
+                )
+                for e in errors
+            ]
+        )
     return body  # type: ignore[no-any-return]
 
 

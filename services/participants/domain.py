@@ -125,7 +125,9 @@ def merge_attributes(current: dict[str, Any], patch: dict[str, Any]) -> dict[str
     return merged
 
 
-def _changes(state: ParticipantState, display_name: Any, avatar_url: Any, attributes: Any) -> list[Event]:
+def _changes(
+    state: ParticipantState, display_name: Any, avatar_url: Any, attributes: Any
+) -> list[Event]:
     wanted = {"display_name": display_name, "avatar_url": avatar_url, "attributes": attributes}
     current = {
         "display_name": state.display_name,

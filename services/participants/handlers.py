@@ -115,7 +115,9 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
                 original = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
                 if original is not None:
                     return _replay(original, name, ctx.idempotency_key)
-            logger.info("commit %s for %s/%s: %s", commit.commit_id, ctx.tenant, pid, outcome.status)
+            logger.info(
+                "commit %s for %s/%s: %s", commit.commit_id, ctx.tenant, pid, outcome.status
+            )
         raise ConcurrencyConflict(deps.max_attempts)
 
 
@@ -137,4 +139,3 @@ def _replay(original: CommitOutcome, name: str, key: str) -> Result:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-

@@ -1,0 +1,196 @@
+"""The participant-events log on Kafka: one record per commit, keyed by participant."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Sequence
+from functools import lru_cache
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
+from aiokafka.partitioner import DefaultPartitioner
+
+from schemas import codec
+from schemas.events import Commit
+from schemas.log import LogPosition
+
+logger = logging.getLogger(__name__)
+
+_SEED = 0x9747B28C
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_WORD = struct.Struct("<I")
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java ``Utils.murmur2``) as an unsigned 32-bit integer.
+
+    Returns exactly what ``aiokafka.partitioner.murmur2`` returns, with fewer operations per
+    4-byte word (words are unpacked with ``struct``, redundant masks are dropped).
+    """
+    length = len(data)
+    h = _SEED ^ length
+    whole = length & ~3
+    for (k,) in _WORD.iter_unpack(memoryview(data)[:whole]):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    extra = length & 3
+    if extra >= 3:
+        h ^= data[whole + 2] << 16
+    if extra >= 2:
+        h ^= data[whole + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[whole]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+@lru_cache(maxsize=65536)
+def _positive_murmur2(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def java_partition(key: bytes, num_partitions: int) -> int:
+    """The partition the Java client's default partitioner picks for a non-null key."""
+    return _positive_murmur2(bytes(key)) % num_partitions
+
+
+class Murmur2Partitioner:
+    """aiokafka partitioner giving the Java client's choice for keyed records, with a cache.
+
+    Participant keys repeat, so the (pure-Python) hash is memoised per key. Records without a
+    key are left to aiokafka's default partitioner.
+    """
+
+    def __init__(self) -> None:
+        self._fallback = DefaultPartitioner()
+
+    def __call__(
+        self, key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
+    ) -> int:
+        if key is None:
+            return self._fallback(key, all_partitions, available)
+        ordered = sorted(all_partitions)
+        return ordered[java_partition(key, len(ordered))]
+
+
+class KafkaEventLog:
+    """EventLog on a Kafka topic: each commit is one record keyed by tenant and participant.
+
+    One participant's commits share a key and therefore a partition, so they stay in order.
+    Partitions are chosen like the Java client (murmur2 of the key), so other producers that key
+    the same way agree. Appends wait for ``acks="all"``.
+
+    Args:
+        bootstrap_servers: Kafka bootstrap servers, ``host:port[,host:port...]``.
+        topic: The participant-events topic.
+        partitions: Partition count used when the topic has to be created.
+        replication_factor: Replication factor used when the topic has to be created.
+        idempotence: Enable the idempotent producer (needs broker support for InitProducerId).
+        client_id: Client id reported to the broker.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        partitions: int = 6,
+        replication_factor: int = 1,
+        idempotence: bool = True,
+        client_id: str = "gamify-api",
+    ) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        if replication_factor < 1:
+            raise ValueError("replication_factor must be at least 1")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.idempotence = idempotence
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Create the topic if it is missing, then start the producer."""
+        if self._producer is not None:
+            return
+        await self.ensure_topic()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=self.idempotence,
+            partitioner=Murmur2Partitioner(),
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush pending records and close the producer."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def append(self, commit: Commit) -> LogPosition:
+        """Durably append one commit (one record) and return where it landed."""
+        if self._producer is None:
+            raise RuntimeError("KafkaEventLog.append() called before start()")
+        metadata = await self._producer.send_and_wait(
+            self.topic,
+            codec.encode(commit),
+            key=commit.key,
+            headers=codec.headers(commit),
+        )
+        return LogPosition(metadata.partition, metadata.offset)
+
+    async def ensure_topic(self) -> None:
+        """Create the topic with the configured partitions unless it already exists."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(self.topic, self.partitions, self.replication_factor)]
+            )
+            for _topic, code, *rest in response.topic_errors:
+                if code == 0:
+                    logger.info("created topic %s with %d partitions", self.topic, self.partitions)
+                    continue
+                error = for_code(code)
+                if error is TopicAlreadyExistsError:
+                    await self._check_partitions(admin)
+                elif error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                    logger.warning(
+                        "not allowed to create topic %s (%s); assuming it exists",
+                        self.topic,
+                        error.message,
+                    )
+                else:
+                    message = rest[0] if rest else None
+                    raise error(f"creating topic {self.topic}: {message or error.message}")
+        finally:
+            await admin.close()
+
+    async def _check_partitions(self, admin: AIOKafkaAdminClient) -> None:
+        # The topic exists, so naming it in a metadata request cannot auto-create it.
+        for described in await admin.describe_topics([self.topic]):
+            found = len(described.get("partitions") or ())
+            if described.get("error_code") == 0 and found != self.partitions:
+                logger.warning(
+                    "topic %s has %d partitions, configured %d; keeping the topic as it is",
+                    self.topic,
+                    found,
+                    self.partitions,
+                )

@@ -1,0 +1,86 @@
+"""The dependency rules of STYLE.md §2, checked by parsing imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def modules(pattern: str) -> list[Path]:
+    return sorted(ROOT.glob(pattern))
+
+
+def offending(paths: list[Path], banned: tuple[str, ...]) -> list[str]:
+    return [
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in paths
+        for m in sorted(imports_of(p))
+        if m.startswith(banned)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "banned"),
+    [
+        ("schemas/**/*.py", ("services", "projections", "aiohttp", "aiokafka", "eventsourcing")),
+        (
+            "services/participants/commands.py",
+            (
+                "asyncio",
+                "aiohttp",
+                "aiokafka",
+                "orjson",
+                "uuid",
+                "datetime",
+                "projections",
+                "services.adapters",
+            ),
+        ),
+        (
+            "services/participants/domain.py",
+            (
+                "asyncio",
+                "aiohttp",
+                "aiokafka",
+                "orjson",
+                "uuid",
+                "datetime",
+                "projections",
+                "services.adapters",
+            ),
+        ),
+        ("services/participants/handlers.py", ("services.adapters", "services.api", "aiohttp")),
+        ("services/adapters/*.py", ("services.api",)),
+        ("projections/**/*.py", ("services",)),
+        ("projections/*/projector.py", ("projections", "eventsourcing", "aiohttp", "aiokafka")),
+    ],
+)
+def test_dependency_rule(pattern: str, banned: tuple[str, ...]) -> None:
+    paths = modules(pattern)
+    assert paths, f"no module matches {pattern}"
+    assert offending(paths, banned) == []
+
+
+def test_api_modules_never_import_projection_internals() -> None:
+    banned = ("projections.runner",) + tuple(
+        f"projections.{p.parent.name}.{role}"
+        for p in modules("projections/*/projector.py")
+        for role in ("store", "projector")
+    )
+    allowed = {"services/api/app.py"}  # the composition root builds the store and the runner
+    paths = [p for p in modules("services/api/*.py") if str(p.relative_to(ROOT)) not in allowed]
+    assert offending(paths, banned) == []

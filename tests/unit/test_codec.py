@@ -1,0 +1,96 @@
+"""Commit encoding: round trip, the JSON Schema of the envelope, headers, upcasting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from schemas import codec
+from schemas.codec import CodecError, decode, encode
+from schemas.events import (
+    Causation,
+    Commit,
+    ParticipantProfileUpdated,
+    ParticipantRegistered,
+    PointsAwarded,
+    PointsDeducted,
+)
+
+SCHEMA_DIR = Path(codec.__file__).parent / "json"
+
+COMMIT = Commit(
+    commit_id="c-1",
+    tenant="acme",
+    participant_id="user_123",
+    expected_version=0,
+    recorded_at="2026-02-14T10:00:00Z",
+    causation=Causation("points.award", "http", "req-1", "order-1"),
+    events=(
+        ParticipantRegistered(auto_created=True),
+        ParticipantProfileUpdated({"display_name": "Jane"}),
+        PointsAwarded("tx-1", 50, 50, "signup", {"order_id": "o1"}),
+        PointsDeducted("tx-2", 20, 30, None, {}),
+    ),
+)
+
+
+def test_a_commit_survives_encode_and_decode_unchanged() -> None:
+    assert decode(encode(COMMIT)) == COMMIT
+
+
+def test_the_encoded_commit_satisfies_its_published_json_schema() -> None:
+    schema = json.loads((SCHEMA_DIR / "participant_commit.v1.json").read_text())
+    errors = list(Draft202012Validator(schema).iter_errors(orjson.loads(encode(COMMIT))))
+    assert errors == []
+
+
+def test_the_schema_rejects_a_commit_with_a_negative_amount() -> None:
+    schema = json.loads((SCHEMA_DIR / "participant_commit.v1.json").read_text())
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"][2]["data"]["amount"] = -5
+    assert list(Draft202012Validator(schema).iter_errors(raw))
+
+
+def test_every_schema_file_is_a_valid_json_schema() -> None:
+    files = sorted(SCHEMA_DIR.glob("*.json"))
+    assert len(files) >= 5
+    for path in files:
+        Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_headers_name_the_schema_version_and_the_event_types() -> None:
+    assert dict(codec.headers(COMMIT)) == {
+        "gamify-schema-version": b"1",
+        "gamify-event-types": b"ParticipantRegistered,ParticipantProfileUpdated,PointsAwarded,PointsDeducted",
+    }
+
+
+@pytest.mark.parametrize("value", [b"not json", b"{}", b'{"commit_id": 5}', b"[]"])
+def test_bytes_that_are_not_a_commit_raise_a_codec_error(value: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode(value)
+
+
+def test_an_old_event_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PointsAwarded, "VERSION", 2)
+    monkeypatch.setitem(
+        codec.UPCASTERS,
+        ("PointsAwarded", 1),
+        lambda d: {**d, "reason": d.get("reason") or "legacy"},
+    )
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"][2]["data"]["reason"] = None
+    raw["events"][2]["version"] = 1
+    got = decode(orjson.dumps(raw))
+    assert got.events[2] == PointsAwarded("tx-1", 50, 50, "legacy", {"order_id": "o1"})
+
+
+def test_an_event_newer_than_the_code_is_refused_rather_than_misread() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"][0]["version"] = 99
+    with pytest.raises(CodecError, match="newer"):
+        decode(orjson.dumps(raw))

@@ -1,0 +1,107 @@
+"""Decisions: given a participant's state and a command, the events or the error."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.events import (
+    ParticipantProfileUpdated,
+    ParticipantRegistered,
+    PointsAwarded,
+    PointsDeducted,
+)
+from services.participants.commands import (
+    AwardPoints,
+    DeductPoints,
+    RegisterParticipant,
+    UpdateParticipant,
+)
+from services.participants.domain import (
+    Ids,
+    InsufficientPoints,
+    ParticipantNotFound,
+    ParticipantState,
+    decide,
+    merge_attributes,
+)
+
+IDS = Ids(transaction_id="tx-1")
+
+
+def test_registering_a_new_participant_records_its_profile() -> None:
+    events = decide(
+        None, RegisterParticipant("u1", display_name="Jane", attributes={"plan": "p"}), IDS
+    )
+    assert events == [ParticipantRegistered(display_name="Jane", attributes={"plan": "p"})]
+
+
+def test_registering_an_existing_participant_updates_only_given_changed_fields() -> None:
+    state = ParticipantState(version=3, display_name="Jane", avatar_url="a.png")
+    events = decide(state, RegisterParticipant("u1", display_name="Janet", avatar_url="a.png"), IDS)
+    assert events == [ParticipantProfileUpdated(changes={"display_name": "Janet"})]
+
+
+def test_registering_again_with_the_same_profile_decides_nothing() -> None:
+    state = ParticipantState(version=1, display_name="Jane", attributes={"a": 1})
+    assert (
+        decide(state, RegisterParticipant("u1", display_name="Jane", attributes={"a": 1}), IDS)
+        == []
+    )
+
+
+def test_updating_an_unknown_participant_is_refused() -> None:
+    with pytest.raises(ParticipantNotFound, match="u9"):
+        decide(None, UpdateParticipant("u9", display_name="x"), IDS)
+
+
+def test_updating_attributes_merges_and_null_removes_a_key() -> None:
+    state = ParticipantState(version=1, attributes={"plan": "premium", "old": True})
+    events = decide(
+        state,
+        UpdateParticipant(
+            "u1", attributes={"plan": "enterprise", "old": None, "team_id": "team_42"}
+        ),
+        IDS,
+    )
+    assert events == [
+        ParticipantProfileUpdated(
+            changes={"attributes": {"plan": "enterprise", "team_id": "team_42"}}
+        )
+    ]
+
+
+def test_merge_attributes_leaves_the_input_untouched() -> None:
+    current = {"a": 1}
+    assert merge_attributes(current, {"b": 2}) == {"a": 1, "b": 2}
+    assert current == {"a": 1}
+
+
+def test_the_first_award_creates_the_participant_in_the_same_decision() -> None:
+    events = decide(None, AwardPoints("u1", 50, reason="signup"), IDS)
+    assert events == [
+        ParticipantRegistered(auto_created=True),
+        PointsAwarded(transaction_id="tx-1", amount=50, balance_after=50, reason="signup"),
+    ]
+
+
+def test_an_award_adds_to_the_balance() -> None:
+    events = decide(ParticipantState(version=2, balance=70), AwardPoints("u1", 30), IDS)
+    assert events == [PointsAwarded(transaction_id="tx-1", amount=30, balance_after=100)]
+
+
+def test_a_deduct_within_the_balance_debits_it() -> None:
+    events = decide(ParticipantState(version=2, balance=70), DeductPoints("u1", 70, "shop"), IDS)
+    assert events == [
+        PointsDeducted(transaction_id="tx-1", amount=70, balance_after=0, reason="shop")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("balance", "state"), [(30, ParticipantState(version=1, balance=30)), (0, None)]
+)
+def test_a_deduct_above_the_balance_is_refused_with_both_numbers(
+    balance: int, state: ParticipantState | None
+) -> None:
+    with pytest.raises(InsufficientPoints) as caught:
+        decide(state, DeductPoints("u1", 50), IDS)
+    assert str(caught.value) == f"Insufficient points. Available: {balance}, requested: 50"
