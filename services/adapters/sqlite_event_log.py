@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from schemas.codec import encode
@@ -38,13 +38,26 @@ class SqliteEventLog:
         self.on_append = on_append
 
     async def append(self, commit: Commit) -> LogPosition:
-        stored = StoredEvent(commit.commit_id, 1, "gamify.commit", encode(commit))
-        ids = await asyncio.to_thread(self.recorder.insert_events, [stored])
-        if not ids:
-            raise RuntimeError("the SQLite log did not return a notification id")
+        """Append ``commit``; appending a commit id that is already there returns its position."""
+        position = await asyncio.to_thread(self._append, commit)
         if self.on_append is not None:
             self.on_append()
+        return position
+
+    def _append(self, commit: Commit) -> LogPosition:
+        stored = StoredEvent(commit.commit_id, 1, "gamify.commit", encode(commit))
+        try:
+            ids = self.recorder.insert_events([stored])
+        except IntegrityError:
+            return LogPosition(0, self._offset_of(commit.commit_id))
+        if not ids:
+            raise RuntimeError("the SQLite log did not return a notification id")
         return LogPosition(0, ids[-1] - 1)
+
+    def _offset_of(self, commit_id: str) -> int:
+        with self.recorder.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid FROM {LOG_TABLE} WHERE originator_id = ?", (commit_id,))  # noqa: S608
+            return int(c.fetchone()[0]) - 1
 
     def close(self) -> None:
         self.recorder.datastore.close()
