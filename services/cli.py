@@ -42,7 +42,7 @@ def serve_command(settings: Settings, host: str | None, port: int | None) -> int
         if settings.kafka_bootstrap_servers
         else f"embedded log in {settings.log_path}"
     )
-    print(f"gamify: {mode}; read models in {settings.read_model_path}", flush=True)
+    print(f"gamify: {mode}; read models in {_redacted(settings.read_model_url)}", flush=True)
     app = create_app(settings, key_ring=key_ring)
     web.run_app(
         app,
@@ -75,3 +75,12 @@ def _key_ring(settings: Settings) -> KeyRing:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, user_pw = head.partition("//")
+    return f"{scheme}//{user_pw.split(':', 1)[0]}:***@{tail}"

@@ -44,7 +44,7 @@ class Settings:
         return cls(
             api_keys=parse_api_keys(env.get("GAMIFY_API_KEYS", "")),
             data_dir=Path(env.get("GAMIFY_DATA_DIR", "data")),
-            database_url=env.get("GAMIFY_DATABASE_URL"),
+            database_url=_database_url(env.get("GAMIFY_DATABASE_URL")),
             kafka_bootstrap_servers=env.get("GAMIFY_KAFKA_BOOTSTRAP_SERVERS"),
             kafka_topic_prefix=env.get("GAMIFY_KAFKA_TOPIC_PREFIX", "gamify."),
             kafka_partitions=_int(env, "GAMIFY_KAFKA_PARTITIONS", 6, minimum=1),
@@ -61,14 +61,9 @@ class Settings:
         return f"{self.kafka_topic_prefix}participant-events"
 
     @property
-    def read_model_path(self) -> str:
-        """The SQLite file of the read models."""
-        url = self.database_url or f"sqlite:///{self.data_dir / 'gamify.db'}"
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(
-                f"GAMIFY_DATABASE_URL={url!r}: only sqlite:///path URLs are supported so far"
-            )
-        return url.removeprefix("sqlite:///")
+    def read_model_url(self) -> str:
+        """The read-model database: GAMIFY_DATABASE_URL, or a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'gamify.db'}"
 
     @property
     def log_path(self) -> str:
@@ -114,3 +109,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def _database_url(raw: str | None) -> str | None:
+    if raw is None or raw.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return raw
+    raise ConfigError(
+        "GAMIFY_DATABASE_URL: expected sqlite:///path/to/file.db or postgresql://user@host/db"
+    )

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from eventsourcing.sqlite import SQLiteDatastore
 
+from projections.db import Database, row, rows
 from projections.participants.projector import ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS
 from projections.participants.store import row_from_db, tracking_name
@@ -34,80 +34,80 @@ class LedgerPage:
 
 
 class ParticipantQueries:
-    """Read-only access to the participant read models."""
+    """Read-only access to the participant read models (synchronous: call from a thread)."""
 
-    def __init__(self, datastore: SQLiteDatastore) -> None:
-        self.datastore = datastore
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self.db.transaction(commit=False) as c:
+            c.execute(self.db.sql(sql), params)
+            return row(c)
 
     def participant(self, tenant: str, participant_id: str) -> ParticipantRow | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants "  # noqa: S608
-                "WHERE tenant = ? AND participant_id = ?",
-                (tenant, participant_id),
-            )
-            found = c.fetchone()
+        found = self._one(
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants "  # noqa: S608
+            "WHERE tenant = ? AND participant_id = ?",
+            (tenant, participant_id),
+        )
         return row_from_db(found) if found else None
 
     def transactions(
         self, tenant: str, participant_id: str, page: int, page_size: int
     ) -> LedgerPage:
-        with self.datastore.transaction(commit=False) as c:
+        with self.db.transaction(commit=False) as c:
             c.execute(
-                "SELECT COUNT(*) FROM points_ledger WHERE tenant = ? AND participant_id = ?",
+                self.db.sql(
+                    "SELECT COUNT(*) FROM points_ledger WHERE tenant = ? AND participant_id = ?"
+                ),
                 (tenant, participant_id),
             )
-            total = c.fetchone()[0]
+            total = row(c)[0]  # type: ignore[index]
             c.execute(
-                "SELECT transaction_id, kind, amount, balance_after, reason, metadata, created_at "
-                "FROM points_ledger WHERE tenant = ? AND participant_id = ? "
-                "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?",
+                self.db.sql(
+                    "SELECT transaction_id, kind, amount, balance_after, reason, metadata, "
+                    "created_at FROM points_ledger WHERE tenant = ? AND participant_id = ? "
+                    "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?"
+                ),
                 (tenant, participant_id, page_size, (page - 1) * page_size),
             )
-            found = c.fetchall()
+            found = rows(c)
         entries = [
             {
-                "id": r[0],
-                "type": r[1],
-                "amount": r[2],
-                "balance_after": r[3],
-                "reason": r[4],
-                "metadata": orjson.loads(r[5]),
-                "created_at": r[6],
+                "id": r[0], "type": r[1], "amount": r[2], "balance_after": r[3],
+                "reason": r[4], "metadata": orjson.loads(r[5]), "created_at": r[6],
             }
             for r in found
         ]
         return LedgerPage(entries, total)
 
     def outcome(self, commit_id: str) -> OutcomeRow | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT commit_id, status, command, events FROM commit_outcomes WHERE commit_id = ?",
-                (commit_id,),
-            )
-            found = c.fetchone()
+        found = self._one(
+            "SELECT commit_id, status, command, events FROM commit_outcomes WHERE commit_id = ?",
+            (commit_id,),
+        )
         return _outcome(found) if found else None
 
     def idempotent(self, tenant: str, participant_id: str, key: str) -> OutcomeRow | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT o.commit_id, o.status, o.command, o.events FROM idempotency_keys k "
-                "JOIN commit_outcomes o ON o.commit_id = k.commit_id "
-                "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
-                (tenant, participant_id, key),
-            )
-            found = c.fetchone()
+        found = self._one(
+            "SELECT o.commit_id, o.status, o.command, o.events FROM idempotency_keys k "
+            "JOIN commit_outcomes o ON o.commit_id = k.commit_id "
+            "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
+            (tenant, participant_id, key),
+        )
         return _outcome(found) if found else None
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The projector's position on one partition (last applied offset + 1)."""
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT notification_id FROM tracking WHERE application_name = ?",
-                (tracking_name(topic, partition),),
-            )
-            found = c.fetchone()
+        found = self._one(
+            "SELECT notification_id FROM tracking WHERE application_name = ?",
+            (tracking_name(topic, partition),),
+        )
         return found[0] if found else None
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        self._one("SELECT 1", ())
 
 
 def _outcome(found: Any) -> OutcomeRow:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from eventsourcing.persistence import Tracking
-from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Verdict, apply_commit
 from projections.participants.schema import PARTICIPANT_COLUMNS, TABLES
 from schemas.codec import CodecError, decode, encode_event
@@ -19,6 +22,7 @@ from schemas.log import LogRecord
 logger = logging.getLogger(__name__)
 
 PROJECTION = "participants"
+CHUNK = 300  # keys per IN (...) list
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -36,18 +40,28 @@ class BatchStats:
     invalid: int = 0
 
 
-class SqliteParticipantStore(SQLiteTrackingRecorder):
-    """Participant read models in SQLite; rows and tracking change in one transaction."""
+class ParticipantStore:
+    """Participant read models; rows and the tracking position change in one transaction.
 
-    def __init__(self, datastore: SQLiteDatastore) -> None:
-        super().__init__(datastore)
+    Mixed into an eventsourcing tracking recorder (SQLite or PostgreSQL), whose tracking row is
+    the projector's position: ``notification_id`` holds the partition's next offset.
+    """
 
-    def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *TABLES]
+    recorder_kwargs: dict[str, Any] = {}
 
-    def next_offsets(self, topic: str, partitions: list[int] | tuple[int, ...]) -> dict[int, int]:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(db.datastore, **self.recorder_kwargs)  # type: ignore[call-arg]
+
+    def create_table(self) -> None:
+        super().create_table()  # type: ignore[misc]
+        with self.db.transaction(commit=True) as c:
+            for statement in TABLES:
+                c.execute(statement)
+
+    def next_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """The next offset to read per partition, for partitions that have a position."""
-        with self.datastore.transaction(commit=False) as c:
+        with self.db.transaction(commit=False) as c:
             found = {p: self._max_tracking_id(tracking_name(topic, p), c) for p in partitions}
         return {p: n for p, n in found.items() if n is not None}
 
@@ -58,44 +72,42 @@ class SqliteParticipantStore(SQLiteTrackingRecorder):
         written with the rows, so a crash anywhere neither loses nor doubles a commit.
         """
         stats = BatchStats()
-        with self.datastore.transaction(commit=True) as c:
+        with self.db.transaction(commit=True) as c:
             next_offset = self._max_tracking_id(tracking_name(topic, partition), c) or 0
             fresh = [r for r in records if r.offset >= next_offset]
             stats.redelivered = len(records) - len(fresh)
             if not fresh:
                 return stats
-            batch = _Batch(c)
-            for record in fresh:
-                self._apply_record(batch, topic, record, stats)
+            decoded = [(r, self._decode(topic, r)) for r in fresh]
+            batch = _Batch(self.db, c, [commit for _, commit in decoded if commit is not None])
+            for record, commit in decoded:
+                if commit is None:
+                    batch.reject_record(topic, record)
+                    stats.invalid += 1
+                else:
+                    self._apply_commit(batch, commit, record, stats)
             batch.flush()
-            self._insert_tracking(
-                c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1)
-            )
+            self._insert_tracking(c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1))
         return stats
 
-    def _apply_record(
-        self, batch: _Batch, topic: str, record: LogRecord, stats: BatchStats
-    ) -> None:
+    def _decode(self, topic: str, record: LogRecord) -> Commit | None:
         try:
-            commit = decode(record.value)
+            return decode(record.value)
         except CodecError as exc:
             logger.error(
-                "skipping unreadable record %s/%s/%s: %s",
-                topic,
-                record.partition,
-                record.offset,
-                exc,
+                "skipping unreadable record %s/%s/%s: %s", topic, record.partition, record.offset, exc
             )
-            batch.reject_record(topic, record, str(exc))
-            stats.invalid += 1
-            return
-        if batch.seen(commit.commit_id):
+            return None
+
+    def _apply_commit(
+        self, batch: _Batch, commit: Commit, record: LogRecord, stats: BatchStats
+    ) -> None:
+        if commit.commit_id in batch.commit_ids:
             stats.redelivered += 1
             return
-        row = batch.row(commit.tenant, commit.participant_id)
         key = commit.causation.idempotency_key
-        key_used = key is not None and batch.key_owner(commit, key) is not None
-        verdict = apply_commit(row, commit, key_used=key_used)
+        key_used = key is not None and (commit.tenant, commit.participant_id, key) in batch.keys
+        verdict = apply_commit(batch.row(commit), commit, key_used=key_used)
         batch.record(commit, verdict, record)
         if verdict.status == APPLIED:
             stats.applied += 1
@@ -103,49 +115,74 @@ class SqliteParticipantStore(SQLiteTrackingRecorder):
             stats.rejected += 1
 
 
-class _Batch:
-    """Rows read once and written once per batch, in the transaction of ``apply_batch``."""
+class SqliteParticipantStore(ParticipantStore, SQLiteTrackingRecorder):
+    """The participant store in SQLite (embedded default)."""
 
-    def __init__(self, c: SQLiteCursor) -> None:
-        self.c = c
+
+class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
+    """The participant store in PostgreSQL (shared by many processes)."""
+
+    recorder_kwargs = {"tracking_table_name": "tracking"}
+
+
+def participant_store(db: Database) -> ParticipantStore:
+    """The store class for the database's kind."""
+    if db.kind == "sqlite":
+        return SqliteParticipantStore(db)
+    return PostgresParticipantStore(db)
+
+
+class _Batch:
+    """Everything one batch reads, loaded set-wise up front; everything it writes, at the end."""
+
+    def __init__(self, db: Database, c: Any, commits: list[Commit]) -> None:
+        self.db, self.c = db, c
         self.rows: dict[tuple[str, str], ParticipantRow | None] = {}
         self.dirty: set[tuple[str, str]] = set()
-        self.keys: dict[tuple[str, str, str], str] = {}
+        self.keys: set[tuple[str, str, str]] = set()
         self.commit_ids: set[str] = set()
         self.ledger: list[tuple[Any, ...]] = []
         self.outcomes: list[tuple[Any, ...]] = []
         self.new_keys: list[tuple[str, str, str, str]] = []
+        self._load(commits)
 
-    def row(self, tenant: str, pid: str) -> ParticipantRow | None:
-        if (tenant, pid) not in self.rows:
-            self.c.execute(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants "  # noqa: S608
-                "WHERE tenant = ? AND participant_id = ?",
-                (tenant, pid),
+    def _load(self, commits: list[Commit]) -> None:
+        people = sorted({(c.tenant, c.participant_id) for c in commits})
+        self.rows = dict.fromkeys(people)
+        for found in self._select_in(
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE (tenant, participant_id) IN",
+            people,
+        ):
+            self.rows[(found[0], found[1])] = row_from_db(found)
+        ids = sorted({(c.commit_id,) for c in commits})
+        self.commit_ids = {
+            f[0] for f in self._select_in("SELECT commit_id FROM commit_outcomes WHERE (commit_id) IN", ids)
+        }
+        wanted = sorted({
+            (c.tenant, c.participant_id, c.causation.idempotency_key)
+            for c in commits if c.causation.idempotency_key is not None
+        })
+        self.keys = {
+            (f[0], f[1], f[2])
+            for f in self._select_in(
+                "SELECT tenant, participant_id, idempotency_key FROM idempotency_keys "
+                "WHERE (tenant, participant_id, idempotency_key) IN",
+                wanted,
             )
-            found = self.c.fetchone()
-            self.rows[(tenant, pid)] = row_from_db(found) if found else None
-        return self.rows[(tenant, pid)]
+        }
 
-    def seen(self, commit_id: str) -> bool:
-        if commit_id in self.commit_ids:
-            return True
-        self.c.execute("SELECT 1 FROM commit_outcomes WHERE commit_id = ?", (commit_id,))
-        return self.c.fetchone() is not None
+    def _select_in(self, head: str, keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            one = "(" + ", ".join("?" * len(chunk[0])) + ")"
+            self.c.execute(self.db.sql(f"{head} ({', '.join([one] * len(chunk))})"),
+                           [v for key in chunk for v in key])
+            found.extend(rows(self.c))
+        return found
 
-    def key_owner(self, commit: Commit, key: str) -> str | None:
-        ident = (commit.tenant, commit.participant_id, key)
-        if ident not in self.keys:
-            self.c.execute(
-                "SELECT commit_id FROM idempotency_keys "
-                "WHERE tenant = ? AND participant_id = ? AND idempotency_key = ?",
-                ident,
-            )
-            found = self.c.fetchone()
-            if found is None:
-                return None
-            self.keys[ident] = found[0]
-        return self.keys[ident]
+    def row(self, commit: Commit) -> ParticipantRow | None:
+        return self.rows.get((commit.tenant, commit.participant_id))
 
     def record(self, commit: Commit, verdict: Verdict, record: LogRecord) -> None:
         self.commit_ids.add(commit.commit_id)
@@ -156,109 +193,81 @@ class _Batch:
             self.dirty.add(ident)
             events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
             for idx, entry in enumerate(verdict.ledger):
-                self.ledger.append(
-                    (
-                        *ident,
-                        verdict.row.version,
-                        idx,
-                        entry.transaction_id,
-                        entry.kind,
-                        entry.amount,
-                        entry.balance_after,
-                        entry.reason,
-                        orjson.dumps(entry.metadata).decode(),
-                        entry.created_at,
-                    )
-                )
+                self.ledger.append((
+                    *ident, verdict.row.version, idx, entry.transaction_id, entry.kind,
+                    entry.amount, entry.balance_after, entry.reason,
+                    orjson.dumps(entry.metadata).decode(), entry.created_at,
+                ))
             key = commit.causation.idempotency_key
             if key is not None:
-                self.keys[(*ident, key)] = commit.commit_id
+                self.keys.add((*ident, key))
                 self.new_keys.append((*ident, key, commit.commit_id))
-        self.outcomes.append(
-            (
-                commit.commit_id,
-                commit.tenant,
-                commit.participant_id,
-                verdict.status,
-                commit.causation.command,
-                events,
-                record.partition,
-                record.offset,
-            )
-        )
+        self.outcomes.append((
+            commit.commit_id, commit.tenant, commit.participant_id, verdict.status,
+            commit.causation.command, events, record.partition, record.offset,
+        ))
 
-    def reject_record(self, topic: str, record: LogRecord, error: str) -> None:
+    def reject_record(self, topic: str, record: LogRecord) -> None:
         self.c.execute(
-            "INSERT INTO rejected_records (topic, log_partition, log_offset, error) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (topic, record.partition, record.offset, error),
+            self.db.sql(
+                "INSERT INTO rejected_records (topic, log_partition, log_offset, error) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (topic, record.partition, record.offset, "not a gamify commit"),
         )
 
     def flush(self) -> None:
-        rows = [row_to_db(r) for k in self.dirty if (r := self.rows[k]) is not None]
-        self.c.executemany(
-            f"INSERT INTO participants ({PARTICIPANT_COLUMNS}) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (tenant, participant_id) DO UPDATE SET "
-            "version = excluded.version, display_name = excluded.display_name, "
-            "avatar_url = excluded.avatar_url, attributes = excluded.attributes, "
-            "balance = excluded.balance, total_earned = excluded.total_earned, "
-            "total_spent = excluded.total_spent, total_events = excluded.total_events, "
-            "rewards_claimed = excluded.rewards_claimed, is_active = excluded.is_active, "
-            "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at",
-            rows,
-        )
-        self.c.executemany(
-            "INSERT INTO points_ledger (tenant, participant_id, version, idx, transaction_id, "
-            "kind, amount, balance_after, reason, metadata, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.ledger,
-        )
-        self.c.executemany(
-            "INSERT INTO commit_outcomes (commit_id, tenant, participant_id, status, command, "
-            "events, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            self.outcomes,
-        )
-        self.c.executemany(
-            "INSERT INTO idempotency_keys (tenant, participant_id, idempotency_key, commit_id) "
-            "VALUES (?, ?, ?, ?)",
-            self.new_keys,
-        )
+        sql = self.db.sql
+        rows_out = [row_to_db(r) for k in sorted(self.dirty) if (r := self.rows[k]) is not None]
+        for statement, params in (
+            (UPSERT_PARTICIPANT, rows_out),
+            (INSERT_LEDGER, self.ledger),
+            (INSERT_OUTCOME, self.outcomes),
+            (INSERT_KEY, self.new_keys),
+        ):
+            if params:
+                self.c.executemany(sql(statement), params)
+
+
+UPSERT_PARTICIPANT = (
+    f"INSERT INTO participants ({PARTICIPANT_COLUMNS}) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (tenant, participant_id) DO UPDATE SET "
+    "version = excluded.version, display_name = excluded.display_name, "
+    "avatar_url = excluded.avatar_url, attributes = excluded.attributes, "
+    "balance = excluded.balance, total_earned = excluded.total_earned, "
+    "total_spent = excluded.total_spent, total_events = excluded.total_events, "
+    "rewards_claimed = excluded.rewards_claimed, is_active = excluded.is_active, "
+    "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at"
+)
+INSERT_LEDGER = (
+    "INSERT INTO points_ledger (tenant, participant_id, version, idx, transaction_id, "
+    "kind, amount, balance_after, reason, metadata, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_OUTCOME = (
+    "INSERT INTO commit_outcomes (commit_id, tenant, participant_id, status, command, "
+    "events, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_KEY = (
+    "INSERT INTO idempotency_keys (tenant, participant_id, idempotency_key, commit_id) "
+    "VALUES (?, ?, ?, ?)"
+)
 
 
 def row_to_db(row: ParticipantRow) -> tuple[Any, ...]:
     return (
-        row.tenant,
-        row.participant_id,
-        row.version,
-        row.display_name,
-        row.avatar_url,
-        orjson.dumps(row.attributes).decode(),
-        row.balance,
-        row.total_earned,
-        row.total_spent,
-        row.total_events,
-        row.rewards_claimed,
-        row.is_active,
-        row.created_at,
-        row.last_seen_at,
+        row.tenant, row.participant_id, row.version, row.display_name, row.avatar_url,
+        orjson.dumps(row.attributes).decode(), row.balance, row.total_earned, row.total_spent,
+        row.total_events, row.rewards_claimed, row.is_active, row.created_at, row.last_seen_at,
     )
 
 
-def row_from_db(found: Any) -> ParticipantRow:
+def row_from_db(found: Sequence[Any]) -> ParticipantRow:
     return ParticipantRow(
-        tenant=found[0],
-        participant_id=found[1],
-        version=found[2],
-        display_name=found[3],
-        avatar_url=found[4],
-        attributes=orjson.loads(found[5]),
-        balance=found[6],
-        total_earned=found[7],
-        total_spent=found[8],
-        total_events=found[9],
-        rewards_claimed=found[10],
-        is_active=bool(found[11]),
-        created_at=found[12],
+        tenant=found[0], participant_id=found[1], version=found[2], display_name=found[3],
+        avatar_url=found[4], attributes=orjson.loads(found[5]), balance=found[6],
+        total_earned=found[7], total_spent=found[8], total_events=found[9],
+        rewards_claimed=found[10], is_active=bool(found[11]), created_at=found[12],
         last_seen_at=found[13],
     )

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from eventsourcing.sqlite import SQLiteDatastore
 
 from projections import runner
 from projections.participants.queries import ParticipantQueries
-from projections.participants.store import SqliteParticipantStore
+from projections.db import open_database
+from projections.participants.store import ParticipantStore, participant_store
 from projections.progress import Progress
 from projections.sources import LogSource
 from services.adapters.read_model import ReadModelReader
@@ -30,7 +30,7 @@ from services.participants.ports import EventLog
 
 logger = logging.getLogger(__name__)
 
-store_key = web.AppKey("store_key", SqliteParticipantStore)
+store_key = web.AppKey("store_key", ParticipantStore)
 log_key = web.AppKey("log_key", object)
 source_key = web.AppKey("source_key", object)
 
@@ -66,18 +66,16 @@ def create_app(
 
 
 async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
-    path = app[settings_key].read_model_path
-    await asyncio.to_thread(_ensure_parent, path)
-    datastore = SQLiteDatastore(path, lock_timeout=30, pool_size=8)
-    store = SqliteParticipantStore(datastore)
+    db = await asyncio.to_thread(open_database, app[settings_key].read_model_url)
+    store = participant_store(db)
     await asyncio.to_thread(store.create_table)
-    queries = ParticipantQueries(datastore)
+    queries = ParticipantQueries(db)
     topic = _topic(app)
     app[store_key] = store
     app[queries_key] = queries
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
-    datastore.close()
+    db.close()
 
 
 async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -155,9 +153,3 @@ async def _supervise(app: web.Application, stop: asyncio.Event) -> None:
 
 def _topic(app: web.Application) -> str:
     return app[settings_key].participant_events_topic
-
-
-def _ensure_parent(path: str) -> None:
-    from pathlib import Path
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)

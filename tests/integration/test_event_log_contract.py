@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.sqlite import SQLiteDatastore
 
 from projections import runner
 from projections.participants.queries import ParticipantQueries
-from projections.participants.store import SqliteParticipantStore
+from projections.db import open_database
+from projections.participants.store import participant_store
 from projections.sources.kafka import KafkaLogSource
 from projections.sources.sqlite import SqliteLogSource
 from schemas.codec import decode
@@ -102,8 +102,8 @@ class EventLogContract:
 
 
 async def project_and_read_balance(source: Any, tmp_path: Path, pid: str) -> int:
-    datastore = SQLiteDatastore(str(tmp_path / f"rm-{uuid.uuid4().hex}.db"))
-    store = SqliteParticipantStore(datastore)
+    datastore = open_database(f"sqlite:///{tmp_path / uuid.uuid4().hex}.db")
+    store = participant_store(datastore)
     store.create_table()
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(source, store, stop, poll_timeout=0.2))

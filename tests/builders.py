@@ -1,15 +1,7 @@
-"""Shared builders for unit tests: commits, log records and a store on a temporary SQLite file."""
+"""Builders of commits and log records shared by unit and integration tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from eventsourcing.sqlite import SQLiteDatastore
-
-from projections.participants.queries import ParticipantQueries
-from projections.participants.store import SqliteParticipantStore
 from schemas.codec import encode
 from schemas.events import Causation, Commit, Event, ParticipantRegistered, PointsAwarded
 from schemas.log import LogRecord
@@ -43,22 +35,3 @@ def award_commit(
 
 def records(*commits: Commit, start: int = 0, partition: int = 0) -> list[LogRecord]:
     return [LogRecord(partition, start + i, encode(c)) for i, c in enumerate(commits)]
-
-
-@pytest.fixture
-def datastore(tmp_path: Path) -> Iterator[SQLiteDatastore]:
-    ds = SQLiteDatastore(str(tmp_path / "rm.db"))
-    yield ds
-    ds.close()
-
-
-@pytest.fixture
-def store(datastore: SQLiteDatastore) -> SqliteParticipantStore:
-    s = SqliteParticipantStore(datastore)
-    s.create_table()
-    return s
-
-
-@pytest.fixture
-def queries(datastore: SQLiteDatastore) -> ParticipantQueries:
-    return ParticipantQueries(datastore)

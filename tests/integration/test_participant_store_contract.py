@@ -1,14 +1,14 @@
-"""The SQLite participant store: one transaction per batch, exactly-once by tracking."""
+"""The participant store contract, for SQLite and PostgreSQL: exactly-once by tracking."""
 
 from __future__ import annotations
 
 import pytest
-from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.participants.queries import ParticipantQueries
-from projections.participants.store import SqliteParticipantStore
+from projections.db import Database, rows
+from projections.participants.store import ParticipantStore, participant_store
 from schemas.log import LogRecord
-from tests.unit.conftest import TOPIC, award_commit, records
+from tests.builders import TOPIC, award_commit, records
 
 
 def five_awards() -> list[LogRecord]:
@@ -16,7 +16,7 @@ def five_awards() -> list[LogRecord]:
 
 
 def test_a_batch_updates_rows_ledger_and_position_together(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     stats = store.apply_batch(TOPIC, 0, five_awards())
     assert stats.applied == 5
@@ -27,7 +27,7 @@ def test_a_batch_updates_rows_ledger_and_position_together(
 
 
 def test_redelivered_records_are_skipped_and_change_nothing(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     batch = five_awards()
     store.apply_batch(TOPIC, 0, batch[:3])
@@ -40,7 +40,7 @@ def test_redelivered_records_are_skipped_and_change_nothing(
 
 
 def test_the_same_commit_appended_twice_is_applied_once(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     first = award_commit("u1", 0, 10, 10, cid="same")
     stats = store.apply_batch(TOPIC, 0, records(first, first))
@@ -51,7 +51,7 @@ def test_the_same_commit_appended_twice_is_applied_once(
 
 
 def test_a_stale_commit_is_recorded_as_a_conflict(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     a = award_commit("u1", 0, 10, 10, cid="a")
     b = award_commit("u1", 0, 5, 5, cid="b")  # decided on the same version as a
@@ -63,7 +63,7 @@ def test_a_stale_commit_is_recorded_as_a_conflict(
 
 
 def test_a_reused_idempotency_key_is_a_duplicate_of_the_first_commit(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     a = award_commit("u1", 0, 10, 10, cid="a", key="k")
     b = award_commit("u1", 1, 10, 20, cid="b", key="k")
@@ -76,7 +76,7 @@ def test_a_reused_idempotency_key_is_a_duplicate_of_the_first_commit(
 
 
 def test_idempotency_keys_are_scoped_to_tenant_and_participant(
-    store: SqliteParticipantStore, queries: ParticipantQueries
+    store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     store.apply_batch(
         TOPIC,
@@ -91,43 +91,41 @@ def test_idempotency_keys_are_scoped_to_tenant_and_participant(
 
 
 def test_an_unreadable_record_is_kept_aside_and_the_position_moves_on(
-    store: SqliteParticipantStore, datastore: SQLiteDatastore
+    store: ParticipantStore, db: Database
 ) -> None:
     bad = [LogRecord(0, 0, b"garbage"), *records(award_commit("u1", 0, 1, 1, cid="x"), start=1)]
     stats = store.apply_batch(TOPIC, 0, bad)
     assert (stats.invalid, stats.applied) == (1, 1)
-    with datastore.transaction(commit=False) as c:
+    with db.transaction(commit=False) as c:
         c.execute("SELECT log_offset, error FROM rejected_records")
-        [(offset, error)] = [tuple(r) for r in c.fetchall()]
+        [(offset, error)] = rows(c)
     assert offset == 0 and "not a gamify commit" in error
     assert store.next_offsets(TOPIC, [0]) == {0: 2}
 
 
-class CrashingStore(SqliteParticipantStore):
+class Crashing:
     """Fails on the third record of a batch, as a crash mid-transaction would."""
 
-    def _apply_record(self, batch, topic, record, stats):  # type: ignore[no-untyped-def]
+    def _apply_commit(self, batch, commit, record, stats):  # type: ignore[no-untyped-def]
         if record.offset == 2:
             raise RuntimeError("crash")
-        super()._apply_record(batch, topic, record, stats)
+        super()._apply_commit(batch, commit, record, stats)
 
 
 def test_a_crash_mid_batch_writes_nothing_and_the_retry_applies_everything_once(
-    datastore: SQLiteDatastore, queries: ParticipantQueries
+    db: Database, store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
-    crashing = CrashingStore(datastore)
-    crashing.create_table()
+    crashing = type("CrashingStore", (Crashing, type(store)), {})(db)
     with pytest.raises(RuntimeError):
         crashing.apply_batch(TOPIC, 0, five_awards())
     assert queries.participant("t", "u1") is None
     assert crashing.next_offsets(TOPIC, [0]) == {}
-    store = SqliteParticipantStore(datastore)
     store.apply_batch(TOPIC, 0, five_awards())
     row = queries.participant("t", "u1")
     assert row is not None and row.balance == 50
 
 
-def test_partitions_keep_separate_positions(store: SqliteParticipantStore) -> None:
+def test_partitions_keep_separate_positions(store: ParticipantStore) -> None:
     store.apply_batch(TOPIC, 0, records(award_commit("u1", 0, 1, 1, cid="a")))
     store.apply_batch(TOPIC, 3, records(award_commit("u2", 0, 1, 1, cid="b"), start=7, partition=3))
     assert store.next_offsets(TOPIC, [0, 1, 3]) == {0: 1, 3: 8}

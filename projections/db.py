@@ -1,0 +1,108 @@
+"""Open the read-model database named by a URL: the only place database drivers are set up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.sqlite import SQLiteDatastore
+
+SQLITE_PREFIX = "sqlite:///"
+SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class DatabaseUrlError(ValueError):
+    """The URL names no database Gamify can use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An eventsourcing datastore plus what differs between SQLite and PostgreSQL.
+
+    SQL is written once with ``?`` placeholders; ``sql()`` turns it into the driver's style.
+    Rows come back as tuples from both drivers (``rows()``/``row()``).
+    """
+
+    kind: str  # "sqlite" | "postgres"
+    datastore: Any
+    schema: str | None = None
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    def sql(self, text: str) -> str:
+        return text if self.kind == "sqlite" else text.replace("?", "%s")
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+def row(cursor: Any) -> tuple[Any, ...] | None:
+    found = cursor.fetchone()
+    return None if found is None else _tuple(found)
+
+
+def rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return [_tuple(r) for r in cursor.fetchall()]
+
+
+def _tuple(found: Any) -> tuple[Any, ...]:
+    return tuple(found.values()) if isinstance(found, dict) else tuple(found)
+
+
+def open_database(url: str, *, pool_size: int = 8) -> Database:
+    """Open ``sqlite:///path/file.db`` or ``postgresql://user:pw@host:port/db?schema=name``."""
+    if url.startswith(SQLITE_PREFIX):
+        path = url.removeprefix(SQLITE_PREFIX)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Database("sqlite", SQLiteDatastore(path, lock_timeout=30, pool_size=pool_size))
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise DatabaseUrlError(
+            f"unsupported database URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://"
+        )
+    schema = parse_qs(parts.query).get("schema", ["public"])[0]
+    if not SCHEMA_NAME.match(schema):
+        raise DatabaseUrlError(f"schema {schema!r}: use letters, digits and _ (at most 63)")
+    return Database("postgres", _postgres(parts, schema, pool_size), schema)
+
+
+def _postgres(parts: Any, schema: str, pool_size: int) -> Any:
+    from eventsourcing.postgres import PostgresDatastore
+
+    class SchemaDatastore(PostgresDatastore):
+        """Sets search_path on every connection so Gamify's SQL needs no schema prefix."""
+
+        def after_connect_func(self) -> Callable[[Any], None]:
+            base = super().after_connect_func()
+            search_path = f'SET search_path TO "{schema}"'
+
+            def after_connect(conn: Any) -> None:
+                base(conn)
+                conn.cursor().execute(search_path)
+
+            return after_connect
+
+    datastore = SchemaDatastore(
+        dbname=unquote(parts.path.lstrip("/")) or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        schema=schema,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_open_timeout=10,
+        connect_timeout=10,
+    )
+    with datastore.transaction(commit=True) as c:
+        c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return datastore
+
