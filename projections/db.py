@@ -99,9 +99,11 @@ def _postgres(parts: Any, schema: str, pool_size: int) -> Any:
         schema=schema,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_open_timeout=10,
         connect_timeout=10,
     )
+    # Open (and wait for) the pool once here: eventsourcing's lazy open with a timeout calls
+    # pool.wait() on every checkout, which psycopg_pool does not allow from several threads.
+    datastore.pool.open(wait=True, timeout=10)
     with datastore.transaction(commit=True) as c:
         c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return datastore

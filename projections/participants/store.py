@@ -73,7 +73,7 @@ class ParticipantStore:
         """
         stats = BatchStats()
         with self.db.transaction(commit=True) as c:
-            next_offset = self._max_tracking_id(tracking_name(topic, partition), c) or 0
+            next_offset = self._lock_position(c, tracking_name(topic, partition))
             fresh = [r for r in records if r.offset >= next_offset]
             stats.redelivered = len(records) - len(fresh)
             if not fresh:
@@ -89,6 +89,10 @@ class ParticipantStore:
             batch.flush()
             self._insert_tracking(c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1))
         return stats
+
+    def _lock_position(self, c: Any, name: str) -> int:
+        """Read the partition's position, locked until commit where the database needs it."""
+        return self._max_tracking_id(name, c) or 0  # type: ignore[attr-defined, no-any-return]
 
     def _decode(self, topic: str, record: LogRecord) -> Commit | None:
         try:
@@ -123,6 +127,19 @@ class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
     """The participant store in PostgreSQL (shared by many processes)."""
 
     recorder_kwargs = {"tracking_table_name": "tracking"}
+
+    def _lock_position(self, c: Any, name: str) -> int:
+        # Under READ COMMITTED two workers that both own a partition for a moment (a rebalance)
+        # could both read the old position and apply overlapping records; the row lock makes the
+        # second wait and then see the first one's position, so it skips what was applied.
+        c.execute(
+            "INSERT INTO tracking (application_name, notification_id) VALUES (%s, 0) "
+            "ON CONFLICT DO NOTHING",
+            (name,),
+        )
+        c.execute("SELECT notification_id FROM tracking WHERE application_name = %s FOR UPDATE",
+                  (name,))
+        return int(c.fetchone()["notification_id"])
 
 
 def participant_store(db: Database) -> ParticipantStore:

@@ -129,3 +129,23 @@ def test_partitions_keep_separate_positions(store: ParticipantStore) -> None:
     store.apply_batch(TOPIC, 0, records(award_commit("u1", 0, 1, 1, cid="a")))
     store.apply_batch(TOPIC, 3, records(award_commit("u2", 0, 1, 1, cid="b"), start=7, partition=3))
     assert store.next_offsets(TOPIC, [0, 1, 3]) == {0: 1, 3: 8}
+
+
+def test_two_workers_applying_overlapping_batches_at_once_apply_each_commit_once(
+    db: Database, store: ParticipantStore, queries: ParticipantQueries
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    commits = [award_commit(f"u{i % 7}", i // 7, 1, i // 7 + 1, cid=f"c{i}") for i in range(140)]
+    log = records(*commits)
+    other = participant_store(db)  # a second projector process would have its own store
+    slices = [log[:60], log[20:100], log[50:], log[:140], log[90:140], log[10:30]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [
+            pool.submit((store if i % 2 else other).apply_batch, TOPIC, 0, part)
+            for i, part in enumerate(slices)
+        ]:
+            future.result()
+    assert sum(queries.participant("t", f"u{i}").balance for i in range(7)) == 140  # type: ignore[union-attr]
+    assert sum(queries.transactions("t", f"u{i}", 1, 100).total for i in range(7)) == 140
+    assert store.next_offsets(TOPIC, [0]) == {0: 140}
