@@ -139,7 +139,8 @@ def test_two_workers_applying_overlapping_batches_at_once_apply_each_commit_once
     commits = [award_commit(f"u{i % 7}", i // 7, 1, i // 7 + 1, cid=f"c{i}") for i in range(140)]
     log = records(*commits)
     other = participant_store(db)  # a second projector process would have its own store
-    slices = [log[:60], log[20:100], log[50:], log[:140], log[90:140], log[10:30]]
+    # Each worker read the position (0) before the other moved it, as in a rebalance.
+    slices = [log[:60], log[:100], log[:140], log[:30], log[:120], log[:140], log[:10], log[:90]]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for future in [
             pool.submit((store if i % 2 else other).apply_batch, TOPIC, 0, part)
