@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test unit integration e2e lint compose-up clean
+.PHONY: install run test unit integration e2e lint compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ lint: install
 
 compose-up:
 	docker compose up -d
+
+compose-down:
+	docker compose down
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
