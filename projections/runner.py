@@ -8,16 +8,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from projections import metrics
 from projections.sources import LogSource
 from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
 
 
+class BatchStats(Protocol):
+    applied: int
+    rejected: int
+    redelivered: int
+    invalid: int
+
+
 class BatchStore(Protocol):
     """A read-model store that applies one partition's batch with its position, atomically."""
 
-    def apply_batch(self, topic: str, partition: int, records: list[LogRecord]) -> object: ...
+    def apply_batch(self, topic: str, partition: int, records: list[LogRecord]) -> BatchStats: ...
 
     def next_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]: ...
 
@@ -40,6 +48,7 @@ async def run(
     until: dict[int, int] | None = None,
     max_records: int = 1000,
     poll_timeout: float = 0.2,
+    projection: str = "participants",
 ) -> RunStats:
     """Project from ``source`` into ``store`` until ``stop`` is set (or ``until`` is reached).
 
@@ -60,7 +69,8 @@ async def run(
             for partition, records in batch.items():
                 if not records:
                     continue
-                await asyncio.to_thread(store.apply_batch, source.topic, partition, records)
+                done = await asyncio.to_thread(store.apply_batch, source.topic, partition, records)
+                _count(projection, done)
                 next_offset = records[-1].offset + 1
                 stats.positions[partition] = next_offset
                 stats.records += len(records)
@@ -78,3 +88,10 @@ def _reached(positions: dict[int, int], until: dict[int, int] | None) -> bool:
     if until is None:
         return False
     return all(positions.get(p, 0) >= end for p, end in until.items() if end > 0)
+
+
+def _count(projection: str, done: BatchStats) -> None:
+    metrics.BATCHES.labels(projection).inc()
+    for verdict in ("applied", "rejected", "redelivered", "invalid"):
+        if amount := getattr(done, verdict):
+            metrics.COMMITS.labels(projection, verdict).inc(amount)

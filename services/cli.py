@@ -1,4 +1,4 @@
-"""The `gamify` command line: `gamify serve` runs API, projector (and later inbound) in one process."""
+"""The `gamify` command line: run all roles in one process, or each role on its own."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from services.config import ConfigError, Settings
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gamify", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the API and the projector in one process")
-    serve.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
+    for name, help_text in SERVER_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text[0])
+        sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
+        sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -30,20 +31,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "serve":
-        return serve_command(settings, args.host, args.port)
+    # aiokafka narrates every group join at INFO; keep its warnings and errors.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
+    if args.command in SERVER_COMMANDS:
+        return serve_command(settings, args.command, args.host, args.port)
     return 2
 
 
-def serve_command(settings: Settings, host: str | None, port: int | None) -> int:
+SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
+    "serve": (
+        "run the API, the projector and the inbound processor in one process",
+        frozenset({"api", "projector", "inbound"}),
+    ),
+    "api": ("run only the HTTP API (read models shared with a projector)", frozenset({"api"})),
+    "project": (
+        "run only the projector (participant events -> read models)",
+        frozenset({"projector"}),
+    ),
+    "inbound": (
+        "run only the inbound processor (inbound topic -> commands)",
+        frozenset({"inbound"}),
+    ),
+}
+
+
+def serve_command(settings: Settings, command: str, host: str | None, port: int | None) -> int:
+    roles = SERVER_COMMANDS[command][1]
+    if command == "inbound" and not settings.kafka_bootstrap_servers:
+        print("gamify: the inbound processor needs GAMIFY_KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
     key_ring = _key_ring(settings)
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
         if settings.kafka_bootstrap_servers
         else f"embedded log in {settings.log_path}"
     )
-    print(f"gamify: {mode}; read models in {_redacted(settings.read_model_url)}", flush=True)
-    app = create_app(settings, key_ring=key_ring)
+    print(
+        f"gamify {command} ({', '.join(sorted(roles))}): {mode}; "
+        f"read models in {_redacted(settings.read_model_url)}",
+        flush=True,
+    )
+    app = create_app(settings, key_ring=key_ring, roles=roles)
     web.run_app(
         app,
         host=host or settings.http_host,

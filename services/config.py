@@ -32,11 +32,13 @@ class Settings:
     kafka_topic_prefix: str = "gamify."
     kafka_partitions: int = 6
     kafka_idempotence: bool = True
+    kafka_session_timeout_ms: int = 10_000
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     write_timeout: float = 10.0
     max_body_bytes: int = 256 * 1024
     log_level: str = "INFO"
+    ready_max_lag: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -49,11 +51,15 @@ class Settings:
             kafka_topic_prefix=env.get("GAMIFY_KAFKA_TOPIC_PREFIX", "gamify."),
             kafka_partitions=_int(env, "GAMIFY_KAFKA_PARTITIONS", 6, minimum=1),
             kafka_idempotence=_bool(env, "GAMIFY_KAFKA_IDEMPOTENCE", True),
+            kafka_session_timeout_ms=_int(
+                env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000
+            ),
             http_host=env.get("GAMIFY_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,
             max_body_bytes=_int(env, "GAMIFY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
+            ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
         )
 
     @property
@@ -64,6 +70,14 @@ class Settings:
     def read_model_url(self) -> str:
         """The read-model database: GAMIFY_DATABASE_URL, or a SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'gamify.db'}"
+
+    @property
+    def inbound_topic(self) -> str:
+        return f"{self.kafka_topic_prefix}inbound"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.kafka_topic_prefix}inbound-dlq"
 
     @property
     def log_path(self) -> str:

@@ -167,7 +167,7 @@ class _Batch:
         people = sorted({(c.tenant, c.participant_id) for c in commits})
         self.rows = dict.fromkeys(people)
         for found in self._select_in(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE (tenant, participant_id) IN",
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE (tenant, participant_id) IN",  # noqa: S608
             people,
         ):
             self.rows[(found[0], found[1])] = row_from_db(found)

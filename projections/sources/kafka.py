@@ -230,3 +230,30 @@ def _partitions_of(described: list[dict[str, Any]]) -> list[int]:
         if topic.get("error_code") == 0 and isinstance(parts, list):
             return sorted(int(p["partition"]) for p in parts)
     return []
+
+
+class KafkaEndOffsets:
+    """End offsets of a topic's partitions, from a consumer that never joins a group or reads."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, *, client_id: str = "gamify-lag") -> None:
+        self.topic = topic
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, enable_auto_commit=False
+        )
+        self._started = False
+
+    async def __call__(self) -> dict[int, int]:
+        if not self._started:
+            await self._consumer.start()
+            self._started = True
+        # topics() refreshes metadata for all topics without naming ours (no auto-creation).
+        if self.topic not in await self._consumer.topics():
+            return {}
+        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        found = await self._consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in found.items()}
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._consumer.stop()
+            self._started = False

@@ -8,18 +8,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-    for_code,
-)
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import codec
 from schemas.events import Commit
 from schemas.log import LogPosition
+from services.adapters.kafka_topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -156,41 +150,9 @@ class KafkaEventLog:
 
     async def ensure_topic(self) -> None:
         """Create the topic with the configured partitions unless it already exists."""
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        await ensure_topics(
+            self.bootstrap_servers,
+            {self.topic: self.partitions},
+            replication_factor=self.replication_factor,
+            client_id=self.client_id,
         )
-        await admin.start()
-        try:
-            response = await admin.create_topics(
-                [NewTopic(self.topic, self.partitions, self.replication_factor)]
-            )
-            for _topic, code, *rest in response.topic_errors:
-                if code == 0:
-                    logger.info("created topic %s with %d partitions", self.topic, self.partitions)
-                    continue
-                error = for_code(code)
-                if error is TopicAlreadyExistsError:
-                    await self._check_partitions(admin)
-                elif error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
-                    logger.warning(
-                        "not allowed to create topic %s (%s); assuming it exists",
-                        self.topic,
-                        error.message,
-                    )
-                else:
-                    message = rest[0] if rest else None
-                    raise error(f"creating topic {self.topic}: {message or error.message}")
-        finally:
-            await admin.close()
-
-    async def _check_partitions(self, admin: AIOKafkaAdminClient) -> None:
-        # The topic exists, so naming it in a metadata request cannot auto-create it.
-        for described in await admin.describe_topics([self.topic]):
-            found = len(described.get("partitions") or ())
-            if described.get("error_code") == 0 and found != self.partitions:
-                logger.warning(
-                    "topic %s has %d partitions, configured %d; keeping the topic as it is",
-                    self.topic,
-                    found,
-                    self.partitions,
-                )

@@ -1,11 +1,15 @@
-"""Assemble the aiohttp application: one cleanup context per resource, no I/O until startup."""
+"""Assemble a Gamify process: one cleanup context per resource, no I/O until startup.
+
+A process has roles: ``api`` (the HTTP API), ``projector`` (log -> read models) and ``inbound``
+(commands from Kafka). ``gamify serve`` runs all three; every process serves the ops routes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -13,26 +17,36 @@ from typing import Any
 from aiohttp import web
 
 from projections import runner
-from projections.participants.queries import ParticipantQueries
 from projections.db import open_database
-from projections.participants.store import ParticipantStore, participant_store
+from projections.lag import LagMonitor
+from projections.participants.queries import ParticipantQueries
+from projections.participants.store import PROJECTION, ParticipantStore, participant_store
 from projections.progress import Progress
 from projections.sources import LogSource
 from services.adapters.read_model import ReadModelReader
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
-from services.api.keys import deps_key, key_ring_key, progress_key, queries_key, settings_key
+from services.api.keys import (
+    deps_key,
+    key_ring_key,
+    lag_key,
+    progress_key,
+    queries_key,
+    settings_key,
+)
 from services.api.middlewares import auth_middleware
-from services.api.routes import ROUTES
+from services.api.ops_views import metrics_middleware
+from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
-from services.participants.ports import EventLog
 
 logger = logging.getLogger(__name__)
 
+ALL_ROLES = frozenset({"api", "projector", "inbound"})
 store_key = web.AppKey("store_key", ParticipantStore)
 log_key = web.AppKey("log_key", object)
 source_key = web.AppKey("source_key", object)
+end_offsets_key = web.AppKey("end_offsets_key", object)
 
 RESTART_DELAY = 1.0
 
@@ -42,26 +56,33 @@ def create_app(
     *,
     key_ring: KeyRing | None = None,
     event_log: Any = None,
-    project: bool = True,
+    roles: Collection[str] = ALL_ROLES,
 ) -> web.Application:
     """The Gamify app; ``event_log`` (an EventLog that is also a LogSource) replaces the real log."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
     app.cleanup_ctx.append(read_model_ctx)
     if event_log is not None:
-        app[log_key] = event_log
-        app[source_key] = event_log
+        app[log_key] = app[source_key] = event_log
+        app[end_offsets_key] = event_log.end_offsets
     elif settings.kafka_bootstrap_servers:
         app.cleanup_ctx.append(kafka_log_ctx)
     else:
         app.cleanup_ctx.append(embedded_log_ctx)
-    app.cleanup_ctx.append(deps_ctx)
-    if project:
+    app.cleanup_ctx.append(lag_ctx)
+    if roles & {"api", "inbound"}:
+        app.cleanup_ctx.append(deps_ctx)
+    if "projector" in roles:
         app.cleanup_ctx.append(projector_ctx)
-    app.add_routes(ROUTES)
+    if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
+        app.cleanup_ctx.append(inbound_ctx)
+    app.add_routes(OPS_ROUTES)
+    if "api" in roles:
+        app.add_routes(ROUTES)
     return app
 
 
@@ -70,7 +91,7 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     store = participant_store(db)
     await asyncio.to_thread(store.create_table)
     queries = ParticipantQueries(db)
-    topic = _topic(app)
+    topic = app[settings_key].participant_events_topic
     app[store_key] = store
     app[queries_key] = queries
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
@@ -86,14 +107,14 @@ async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
     source = SqliteLogSource(settings.log_path, settings.participant_events_topic)
     log = SqliteEventLog(settings.log_path, on_append=source.wake)
-    app[log_key], app[source_key] = log, source
+    app[log_key], app[source_key], app[end_offsets_key] = log, source, source.end_offsets
     yield
     log.close()
     source.close()
 
 
 async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
-    from projections.sources.kafka import KafkaLogSource
+    from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
     from services.adapters.kafka_event_log import KafkaEventLog
 
     settings = app[settings_key]
@@ -105,20 +126,36 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
         idempotence=settings.kafka_idempotence,
     )
     await log.start()
-    app[log_key] = log
+    end_offsets = KafkaEndOffsets(bootstrap, settings.participant_events_topic)
+    app[log_key], app[end_offsets_key] = log, end_offsets
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
-        group_id=f"{settings.kafka_topic_prefix}projections.participants",
+        group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
     yield
+    await end_offsets.stop()
     await log.stop()
 
 
+async def lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    topic = app[settings_key].participant_events_topic
+    store = app[store_key]
+    monitor = LagMonitor(
+        PROJECTION,
+        app[end_offsets_key],
+        lambda ps: store.next_offsets(topic, ps),  # type: ignore[arg-type]
+    )
+    app[lag_key] = monitor
+    await monitor.measure()
+    async with _background(monitor.run, "gamify-lag"):
+        yield
+
+
 async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
-    log: EventLog = app[log_key]  # type: ignore[assignment]
     app[deps_key] = Deps(
-        log=log,
+        log=app[log_key],  # type: ignore[arg-type]
         reader=ReadModelReader(app[queries_key]),
         progress=app[progress_key],
         clock=lambda: datetime.now(UTC),
@@ -129,27 +166,75 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(_supervise(app, stop), name="gamify-projector")
-    yield
-    stop.set()
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-
-
-async def _supervise(app: web.Application, stop: asyncio.Event) -> None:
-    """Run the projector; on an error, log it and start again from the stored position."""
     source: LogSource = app[source_key]  # type: ignore[assignment]
-    while not stop.is_set():
+
+    async def project(stop: asyncio.Event) -> None:
+        await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
+
+    async with _background(project, "gamify-projector", restart=True):
+        yield
+
+
+async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
+    from services.adapters.kafka_topics import ensure_topics
+    from services.inbound.processor import InboundProcessor, InboundTopics
+
+    settings = app[settings_key]
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(
+        bootstrap,
+        {
+            settings.inbound_topic: settings.kafka_partitions,
+            settings.dead_letter_topic: settings.kafka_partitions,
+        },
+    )
+    processor = InboundProcessor(
+        app[deps_key],
+        bootstrap,
+        InboundTopics(settings.inbound_topic, settings.dead_letter_topic),
+        app[key_ring_key].tenants,
+        group_id=f"{settings.kafka_topic_prefix}inbound",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+    async with _background(processor.run, "gamify-inbound", restart=True):
+        yield
+
+
+class _background:
+    """Run ``work(stop)`` as a task for the life of a cleanup context; stop it on exit.
+
+    With ``restart`` an error is logged and the work starts again after a delay: a projector or
+    an inbound processor resumes from its stored positions, so a restart loses nothing.
+    """
+
+    def __init__(self, work: Any, name: str, *, restart: bool = False) -> None:
+        self.work, self.name, self.restart = work, name, restart
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        self.task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
         try:
-            await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("projector failed; restarting in %.1fs", RESTART_DELAY)
-            await asyncio.sleep(RESTART_DELAY)
+            await asyncio.wait_for(asyncio.shield(self.task), 10)
+        except (TimeoutError, Exception):
+            self.task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self.task
 
-
-def _topic(app: web.Application) -> str:
-    return app[settings_key].participant_events_topic
+    async def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await self.work(self.stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not self.restart:
+                    raise
+                logger.exception("%s failed; restarting in %.1fs", self.name, RESTART_DELAY)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), RESTART_DELAY)

@@ -46,6 +46,10 @@ class KeyRing:
     def from_specs(cls, specs: tuple[ApiKeySpec, ...]) -> KeyRing:
         return cls([StoredKey(s.tenant, digest(s.key), s.admin) for s in specs])
 
+    @property
+    def tenants(self) -> frozenset[str]:
+        return frozenset(k.tenant for k in self._keys)
+
     def authenticate(self, presented: str | None) -> Principal | None:
         """The principal of ``presented``; every stored key is compared, so timing leaks nothing."""
         if not presented:

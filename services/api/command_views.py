@@ -10,25 +10,14 @@ from services.api.errors import NotFound
 from services.api.keys import deps_key, queries_key
 from services.api.representations import profile
 from services.api.requests import context, dumps, json_body, participant_id
-from services.participants.commands import (
-    UNSET,
-    AwardPoints,
-    DeductPoints,
-    RegisterParticipant,
-    UpdateParticipant,
-)
+from services.participants.commands import from_body
 from services.participants.handlers import Result, execute
 
 
 async def register_participant(request: web.Request) -> web.Response:
     body = await json_body(request, "participants.register")
     ctx = context(request, body)
-    command = RegisterParticipant(
-        body["participant_id"],
-        display_name=body.get("display_name", UNSET),
-        avatar_url=body.get("avatar_url", UNSET),
-        attributes=body.get("attributes", UNSET),
-    )
+    command = from_body("participants.register", body)
     await execute(request.app[deps_key], ctx, command)
     return await _profile_response(request, ctx.tenant, command.participant_id, 201)
 
@@ -37,12 +26,7 @@ async def update_participant(request: web.Request) -> web.Response:
     pid = participant_id(request)
     body = await json_body(request, "participants.update")
     ctx = context(request, body)
-    command = UpdateParticipant(
-        pid,
-        display_name=body.get("display_name", UNSET),
-        avatar_url=body.get("avatar_url", UNSET),
-        attributes=body.get("attributes", UNSET),
-    )
+    command = from_body("participants.update", {**body, "participant_id": pid})
     await execute(request.app[deps_key], ctx, command)
     return await _profile_response(request, ctx.tenant, pid, 200)
 
@@ -50,9 +34,7 @@ async def update_participant(request: web.Request) -> web.Response:
 async def award_points(request: web.Request) -> web.Response:
     body = await json_body(request, "points.award")
     ctx = context(request, body)
-    command = AwardPoints(
-        body["participant_id"], body["amount"], body.get("reason"), body.get("metadata") or {}
-    )
+    command = from_body("points.award", body)
     result = await execute(request.app[deps_key], ctx, command)
     moved = _points_moved(result, "PointsAwarded", command.participant_id)
     return _json({**moved, "tier_upgrade": None}, result)
@@ -61,9 +43,7 @@ async def award_points(request: web.Request) -> web.Response:
 async def deduct_points(request: web.Request) -> web.Response:
     body = await json_body(request, "points.deduct")
     ctx = context(request, body)
-    command = DeductPoints(
-        body["participant_id"], body["amount"], body.get("reason"), body.get("metadata") or {}
-    )
+    command = from_body("points.deduct", body)
     result = await execute(request.app[deps_key], ctx, command)
     return _json(_points_moved(result, "PointsDeducted", command.participant_id), result)
 

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from services.api.validation import ValidationFailed
 from services.participants.domain import InsufficientPoints, ParticipantNotFound
 from services.participants.handlers import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     NotYetProjected,
 )
+from services.validation import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from projections.lag import LagMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from services.api.auth import KeyRing
@@ -15,3 +16,4 @@ key_ring_key = web.AppKey("key_ring_key", KeyRing)
 queries_key = web.AppKey("queries_key", ParticipantQueries)
 progress_key = web.AppKey("progress_key", Progress)
 deps_key = web.AppKey("deps_key", Deps)
+lag_key = web.AppKey("lag_key", LagMonitor)

@@ -12,7 +12,7 @@ from services.api.keys import queries_key
 from services.api.middlewares import principal
 from services.api.representations import STATE_SECTIONS, points, profile, state
 from services.api.requests import dumps, int_query, participant_id
-from services.api.validation import ValidationFailed
+from services.validation import ValidationFailed
 
 
 async def get_participant(request: web.Request) -> web.Response:
@@ -46,10 +46,6 @@ async def get_transactions(request: web.Request) -> web.Response:
         },
         dumps=dumps,
     )
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 async def _row(request: web.Request) -> ParticipantRow:

@@ -10,8 +10,8 @@ import orjson
 from aiohttp import web
 
 from services.api.middlewares import principal
-from services.api.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, validate
 from services.participants.handlers import Context
+from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, validate
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 

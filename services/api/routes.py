@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import command_views, query_views
+from services.api import command_views, ops_views, query_views
 
 BASE = "/api/v1/gamify"
 
+OPS_ROUTES = [
+    web.get("/healthz", ops_views.healthz),
+    web.get("/readyz", ops_views.readyz),
+    web.get("/metrics", ops_views.prometheus),
+]
+
 ROUTES = [
-    web.get("/healthz", query_views.healthz),
     web.post(f"{BASE}/participants", command_views.register_participant),
     web.get(f"{BASE}/participants/{{participant_id}}", query_views.get_participant),
     web.patch(f"{BASE}/participants/{{participant_id}}", command_views.update_participant),

@@ -57,3 +57,20 @@ COMMAND_NAMES: dict[type, str] = {
     AwardPoints: "points.award",
     DeductPoints: "points.deduct",
 }
+
+
+def from_body(name: str, body: dict[str, Any]) -> Command:
+    """Build the named command from a body already validated against its JSON Schema."""
+    pid = body["participant_id"]
+    if name in ("participants.register", "participants.update"):
+        cls = RegisterParticipant if name == "participants.register" else UpdateParticipant
+        return cls(
+            pid,
+            display_name=body.get("display_name", UNSET),
+            avatar_url=body.get("avatar_url", UNSET),
+            attributes=body.get("attributes", UNSET),
+        )
+    if name in ("points.award", "points.deduct"):
+        cls_ = AwardPoints if name == "points.award" else DeductPoints
+        return cls_(pid, body["amount"], body.get("reason"), body.get("metadata") or {})
+    raise KeyError(name)

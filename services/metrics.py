@@ -1,0 +1,28 @@
+"""Prometheus metrics of the API and the inbound processor, and the /metrics exposition."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter(
+    "gamify_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "gamify_http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INBOUND_MESSAGES = Counter(
+    "gamify_inbound_messages_total", "Inbound messages applied, by command", ["command", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "gamify_dead_letters_total",
+    "Inbound messages sent to the dead-letter topic, by reason",
+    ["kind"],
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body and content type of a /metrics response."""
+    return generate_latest(), CONTENT_TYPE_LATEST
