@@ -107,4 +107,3 @@ def _postgres(parts: Any, schema: str, pool_size: int) -> Any:
     with datastore.transaction(commit=True) as c:
         c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return datastore
-

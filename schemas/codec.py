@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -13,10 +12,6 @@ from schemas.events import EVENT_CLASSES, Causation, Commit, Event
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
 HEADER_EVENT_TYPES = "gamify-event-types"
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-# (event type, version it upcasts FROM) -> function returning the data at version + 1.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
 class CodecError(ValueError):
@@ -47,7 +42,7 @@ def encode(commit: Commit) -> bytes:
 def encode_event(event: Event) -> dict[str, Any]:
     """The JSON object of one event: type, version and data."""
     data = {f.name: getattr(event, f.name) for f in fields(event)}
-    return {"type": event.TYPE, "version": event.VERSION, "data": data}
+    return {"type": event.TYPE, "version": event.class_version, "data": data}
 
 
 def headers(commit: Commit) -> list[tuple[str, bytes]]:
@@ -88,13 +83,14 @@ def decode_event(raw: dict[str, Any]) -> Event:
     cls = EVENT_CLASSES.get(type_)
     if cls is None:
         raise CodecError(f"unknown event type {type_!r}")
-    while version < cls.VERSION:
-        upcast = UPCASTERS.get((type_, version))
+    while version < cls.class_version:
+        upcast = getattr(cls, f"upcast_v{version}_v{version + 1}", None)
         if upcast is None:
             raise CodecError(f"no upcaster for {type_} v{version}")
-        data, version = upcast(data), version + 1
-    if version != cls.VERSION:
-        raise CodecError(f"{type_} v{version} is newer than this code (v{cls.VERSION})")
+        upcast(data)
+        version += 1
+    if version != cls.class_version:
+        raise CodecError(f"{type_} v{version} is newer than this code (v{cls.class_version})")
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -13,7 +13,9 @@ class Event:
     """Base of every participant event; subclasses are past-tense facts."""
 
     TYPE: ClassVar[str] = ""
-    VERSION: ClassVar[int] = 1
+    # Schema version of the event's data, as eventsourcing's ``class_version``. Reading an older
+    # record calls ``upcast_v<n>_v<n+1>(data)`` for each step (a static method that edits the dict).
+    class_version: ClassVar[int] = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,13 @@ class ParticipantProfileUpdated(Event):
     """Profile fields now hold these values; only the keys present in ``changes`` changed."""
 
     TYPE: ClassVar[str] = "ParticipantProfileUpdated"
+    class_version: ClassVar[int] = 2
     changes: JSON = field(default_factory=dict)
+
+    @staticmethod
+    def upcast_v1_v2(data: JSON) -> None:
+        """v1 (pre-release) called the changed fields ``fields``."""
+        data["changes"] = data.pop("fields", {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +48,17 @@ class PointsAwarded(Event):
     """Points were credited; ``balance_after`` is the spendable balance once applied."""
 
     TYPE: ClassVar[str] = "PointsAwarded"
+    class_version: ClassVar[int] = 2
     transaction_id: str = ""
     amount: int = 0
     balance_after: int = 0
     reason: str | None = None
     metadata: JSON = field(default_factory=dict)
+
+    @staticmethod
+    def upcast_v1_v2(data: JSON) -> None:
+        """v1 (pre-release) had no ``metadata``."""
+        data.setdefault("metadata", {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +66,14 @@ class PointsDeducted(Event):
     """Points were debited; ``amount`` is positive."""
 
     TYPE: ClassVar[str] = "PointsDeducted"
+    class_version: ClassVar[int] = 2
     transaction_id: str = ""
     amount: int = 0
     balance_after: int = 0
     reason: str | None = None
     metadata: JSON = field(default_factory=dict)
+
+    upcast_v1_v2 = PointsAwarded.upcast_v1_v2
 
 
 EVENT_CLASSES: dict[str, type[Event]] = {

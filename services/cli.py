@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -22,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = commands.add_parser(name, help=help_text[0])
         sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
         sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
+    _add_replay_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -35,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
     if args.command in SERVER_COMMANDS:
         return serve_command(settings, args.command, args.host, args.port)
-    return 2
+    return replay_command(settings, args)
 
 
 SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
@@ -112,3 +116,115 @@ def _redacted(url: str) -> str:
         return url
     scheme, _, user_pw = head.partition("//")
     return f"{scheme}//{user_pw.split(':', 1)[0]}:***@{tail}"
+
+
+def _add_replay_parser(commands: Any) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="rebuild read models from the log",
+        description="Rebuild read models from the start of the log (embedded or Kafka). By default"
+        " into shadow tables, then swapped in atomically while the service keeps serving.",
+    )
+    replay.add_argument(
+        "--read-model",
+        action="append",
+        dest="read_models",
+        metavar="NAME",
+        help="only this read model (repeatable; default: all)",
+    )
+    replay.add_argument("--tenant", help="repair only this tenant's rows")
+    replay.add_argument("--participant", help="repair only this participant's rows")
+    replay.add_argument(
+        "--into", metavar="URL", help="build into another store (sqlite:///... or postgresql://...)"
+    )
+    mode = replay.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare the rebuilt copy with the live read models at the same log "
+        "positions; exit 1 on any difference",
+    )
+    mode.add_argument(
+        "--no-swap",
+        action="store_true",
+        help="build the shadow copy and leave the live read models as they are",
+    )
+    mode.add_argument(
+        "--swap", action="store_true", help="catch the existing shadow copy up and swap it in"
+    )
+
+
+def replay_command(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.replay import FAILED, USAGE, ReplayOptions, replay
+
+    if args.participant is not None and args.into:
+        print(
+            "gamify replay: --participant/--tenant repair the live store; drop --into",
+            file=sys.stderr,
+        )
+        return USAGE
+    new_source, end_offsets, close = _replay_log(settings)
+    opts = ReplayOptions(
+        database_url=settings.read_model_url,
+        topic=settings.participant_events_topic,
+        new_source=new_source,
+        end_offsets=end_offsets,
+        into_url=args.into,
+        tenant=args.tenant,
+        participant=args.participant,
+        verify=args.verify,
+        swap=not args.no_swap,
+        resume=args.swap or args.verify,
+    )
+    if args.read_models:
+        opts.read_models = tuple(args.read_models)
+
+    async def run() -> Any:
+        try:
+            return await replay(opts)
+        finally:
+            await close()
+
+    try:
+        result = asyncio.run(run())
+    except ValueError as exc:
+        print(f"gamify replay: {exc}", file=sys.stderr)
+        return USAGE
+    except Exception as exc:  # the CLI's last word: ReplayError, an unreachable log or store
+        print(f"gamify replay: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return FAILED
+    for difference in result.differences[:50]:
+        print(difference.describe())
+    if len(result.differences) > 50:
+        print(f"... and {len(result.differences) - 50} more differences")
+    verdict = f"{len(result.differences)} differences" if args.verify else "done"
+    print(
+        f"gamify replay: {result.events} events in {result.seconds:.1f}s; {verdict}",
+        file=sys.stderr,
+    )
+    return result.exit_code
+
+
+def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
+    """A factory of group-less log sources, an end-offsets probe, and how to close it."""
+    topic = settings.participant_events_topic
+    if settings.kafka_bootstrap_servers:
+        from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+
+        bootstrap = settings.kafka_bootstrap_servers
+        probe = KafkaEndOffsets(bootstrap, topic)
+        return (
+            lambda: KafkaLogSource(bootstrap, topic, group_id=None, client_id="gamify-replay"),
+            probe,
+            probe.stop,
+        )
+    from projections.sources.sqlite import SqliteLogSource
+
+    if not Path(settings.log_path).exists():
+        raise SystemExit(f"gamify replay: no embedded log at {settings.log_path}")
+    reader = SqliteLogSource(settings.log_path, topic)
+
+    async def close() -> None:
+        reader.close()
+
+    return (lambda: reader, reader.end_offsets, close)

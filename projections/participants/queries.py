@@ -9,7 +9,7 @@ import orjson
 
 from projections.db import Database, row, rows
 from projections.participants.projector import ParticipantRow
-from projections.participants.schema import PARTICIPANT_COLUMNS
+from projections.participants.schema import PARTICIPANT_COLUMNS, table_names
 from projections.participants.store import row_from_db, tracking_name
 
 __all__ = ["LedgerPage", "OutcomeRow", "ParticipantQueries", "ParticipantRow"]
@@ -36,17 +36,22 @@ class LedgerPage:
 class ParticipantQueries:
     """Read-only access to the participant read models (synchronous: call from a thread)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, suffix: str = "") -> None:
         self.db = db
+        self.suffix = suffix
+        self.names = table_names(suffix)
+
+    def sql(self, text: str) -> str:
+        return self.db.sql(text.format_map(self.names))
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self.db.transaction(commit=False) as c:
-            c.execute(self.db.sql(sql), params)
+            c.execute(self.sql(sql), params)
             return row(c)
 
     def participant(self, tenant: str, participant_id: str) -> ParticipantRow | None:
         found = self._one(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM participants "  # noqa: S608
+            f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} "  # noqa: S608
             "WHERE tenant = ? AND participant_id = ?",
             (tenant, participant_id),
         )
@@ -57,16 +62,16 @@ class ParticipantQueries:
     ) -> LedgerPage:
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self.db.sql(
-                    "SELECT COUNT(*) FROM points_ledger WHERE tenant = ? AND participant_id = ?"
+                self.sql(
+                    "SELECT COUNT(*) FROM {points_ledger} WHERE tenant = ? AND participant_id = ?"
                 ),
                 (tenant, participant_id),
             )
             total = row(c)[0]  # type: ignore[index]
             c.execute(
-                self.db.sql(
+                self.sql(
                     "SELECT transaction_id, kind, amount, balance_after, reason, metadata, "
-                    "created_at FROM points_ledger WHERE tenant = ? AND participant_id = ? "
+                    "created_at FROM {points_ledger} WHERE tenant = ? AND participant_id = ? "
                     "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?"
                 ),
                 (tenant, participant_id, page_size, (page - 1) * page_size),
@@ -74,8 +79,13 @@ class ParticipantQueries:
             found = rows(c)
         entries = [
             {
-                "id": r[0], "type": r[1], "amount": r[2], "balance_after": r[3],
-                "reason": r[4], "metadata": orjson.loads(r[5]), "created_at": r[6],
+                "id": r[0],
+                "type": r[1],
+                "amount": r[2],
+                "balance_after": r[3],
+                "reason": r[4],
+                "metadata": orjson.loads(r[5]),
+                "created_at": r[6],
             }
             for r in found
         ]
@@ -83,15 +93,15 @@ class ParticipantQueries:
 
     def outcome(self, commit_id: str) -> OutcomeRow | None:
         found = self._one(
-            "SELECT commit_id, status, command, events FROM commit_outcomes WHERE commit_id = ?",
+            "SELECT commit_id, status, command, events FROM {commit_outcomes} WHERE commit_id = ?",
             (commit_id,),
         )
         return _outcome(found) if found else None
 
     def idempotent(self, tenant: str, participant_id: str, key: str) -> OutcomeRow | None:
         found = self._one(
-            "SELECT o.commit_id, o.status, o.command, o.events FROM idempotency_keys k "
-            "JOIN commit_outcomes o ON o.commit_id = k.commit_id "
+            "SELECT o.commit_id, o.status, o.command, o.events FROM {idempotency_keys} k "
+            "JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
             "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
             (tenant, participant_id, key),
         )
@@ -101,7 +111,7 @@ class ParticipantQueries:
         """The projector's position on one partition (last applied offset + 1)."""
         found = self._one(
             "SELECT notification_id FROM tracking WHERE application_name = ?",
-            (tracking_name(topic, partition),),
+            (tracking_name(topic, partition, self.suffix),),
         )
         return found[0] if found else None
 

@@ -1,9 +1,29 @@
-"""Tables of the participant read models (SQLite dialect; portable SQL only)."""
+"""Tables of the participant read models (portable SQL) and their names.
+
+A rebuild writes the same tables under a suffix (``participants__rebuild``...) and swaps them in.
+"""
 
 from __future__ import annotations
 
-TABLES = [
-    """CREATE TABLE IF NOT EXISTS participants (
+TABLE_NAMES = (
+    "participants",
+    "points_ledger",
+    "commit_outcomes",
+    "idempotency_keys",
+    "rejected_records",
+)
+# Tables whose rows belong to one participant (repaired by a per-participant replay).
+PARTICIPANT_TABLES = TABLE_NAMES[:4]
+PRIMARY_KEYS = {
+    "participants": ("tenant", "participant_id"),
+    "points_ledger": ("tenant", "participant_id", "version", "idx"),
+    "commit_outcomes": ("commit_id",),
+    "idempotency_keys": ("tenant", "participant_id", "idempotency_key"),
+    "rejected_records": ("topic", "log_partition", "log_offset"),
+}
+
+CREATE_TABLES = [
+    """CREATE TABLE IF NOT EXISTS {participants} (
         tenant TEXT NOT NULL,
         participant_id TEXT NOT NULL,
         version INTEGER NOT NULL,
@@ -19,7 +39,7 @@ TABLES = [
         created_at TEXT NOT NULL,
         last_seen_at TEXT NOT NULL,
         PRIMARY KEY (tenant, participant_id))""",
-    """CREATE TABLE IF NOT EXISTS points_ledger (
+    """CREATE TABLE IF NOT EXISTS {points_ledger} (
         tenant TEXT NOT NULL,
         participant_id TEXT NOT NULL,
         version INTEGER NOT NULL,
@@ -32,7 +52,7 @@ TABLES = [
         metadata TEXT NOT NULL,
         created_at TEXT NOT NULL,
         PRIMARY KEY (tenant, participant_id, version, idx))""",
-    """CREATE TABLE IF NOT EXISTS commit_outcomes (
+    """CREATE TABLE IF NOT EXISTS {commit_outcomes} (
         commit_id TEXT PRIMARY KEY,
         tenant TEXT NOT NULL,
         participant_id TEXT NOT NULL,
@@ -41,13 +61,13 @@ TABLES = [
         events TEXT,
         log_partition INTEGER NOT NULL,
         log_offset BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+    """CREATE TABLE IF NOT EXISTS {idempotency_keys} (
         tenant TEXT NOT NULL,
         participant_id TEXT NOT NULL,
         idempotency_key TEXT NOT NULL,
         commit_id TEXT NOT NULL,
         PRIMARY KEY (tenant, participant_id, idempotency_key))""",
-    """CREATE TABLE IF NOT EXISTS rejected_records (
+    """CREATE TABLE IF NOT EXISTS {rejected_records} (
         topic TEXT NOT NULL,
         log_partition INTEGER NOT NULL,
         log_offset BIGINT NOT NULL,
@@ -59,3 +79,8 @@ PARTICIPANT_COLUMNS = (
     "tenant, participant_id, version, display_name, avatar_url, attributes, balance, "
     "total_earned, total_spent, total_events, rewards_claimed, is_active, created_at, last_seen_at"
 )
+
+
+def table_names(suffix: str = "") -> dict[str, str]:
+    """Placeholder -> real table name, for ``str.format_map`` on the SQL of this package."""
+    return {name: f"{name}{suffix}" for name in TABLE_NAMES}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Verdict, apply_commit
-from projections.participants.schema import PARTICIPANT_COLUMNS, TABLES
+from projections.participants.schema import CREATE_TABLES, PARTICIPANT_COLUMNS, table_names
 from schemas.codec import CodecError, decode, encode_event
 from schemas.events import Commit
 from schemas.log import LogRecord
@@ -25,9 +25,9 @@ PROJECTION = "participants"
 CHUNK = 300  # keys per IN (...) list
 
 
-def tracking_name(topic: str, partition: int) -> str:
+def tracking_name(topic: str, partition: int, suffix: str = "") -> str:
     """The tracking recorder's application name for one partition of one topic."""
-    return f"{PROJECTION}:{topic}:{partition}"
+    return f"{PROJECTION}{suffix}:{topic}:{partition}"
 
 
 @dataclass(slots=True)
@@ -49,20 +49,32 @@ class ParticipantStore:
 
     recorder_kwargs: dict[str, Any] = {}
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, *, suffix: str = "", only: Callable[[Commit], bool] | None = None
+    ) -> None:
         self.db = db
+        self.suffix = suffix
+        self.only = only  # a repair folds only some participants' commits
+        self.names = table_names(suffix)
         super().__init__(db.datastore, **self.recorder_kwargs)  # type: ignore[call-arg]
+
+    def sql(self, text: str) -> str:
+        """``text`` with this store's table names and the driver's placeholders."""
+        return self.db.sql(text.format_map(self.names))
 
     def create_table(self) -> None:
         super().create_table()  # type: ignore[misc]
         with self.db.transaction(commit=True) as c:
-            for statement in TABLES:
-                c.execute(statement)
+            for statement in CREATE_TABLES:
+                c.execute(statement.format_map(self.names))
 
     def next_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """The next offset to read per partition, for partitions that have a position."""
         with self.db.transaction(commit=False) as c:
-            found = {p: self._max_tracking_id(tracking_name(topic, p), c) for p in partitions}
+            found = {
+                p: self._max_tracking_id(tracking_name(topic, p, self.suffix), c)
+                for p in partitions
+            }
         return {p: n for p, n in found.items() if n is not None}
 
     def apply_batch(self, topic: str, partition: int, records: list[LogRecord]) -> BatchStats:
@@ -73,13 +85,15 @@ class ParticipantStore:
         """
         stats = BatchStats()
         with self.db.transaction(commit=True) as c:
-            next_offset = self._lock_position(c, tracking_name(topic, partition))
+            next_offset = self.lock_position(c, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
             stats.redelivered = len(records) - len(fresh)
             if not fresh:
                 return stats
             decoded = [(r, self._decode(topic, r)) for r in fresh]
-            batch = _Batch(self.db, c, [commit for _, commit in decoded if commit is not None])
+            if self.only is not None:
+                decoded = [(r, cm) for r, cm in decoded if cm is not None and self.only(cm)]
+            batch = _Batch(self.sql, c, [commit for _, commit in decoded if commit is not None])
             for record, commit in decoded:
                 if commit is None:
                     batch.reject_record(topic, record)
@@ -87,11 +101,16 @@ class ParticipantStore:
                 else:
                     self._apply_commit(batch, commit, record, stats)
             batch.flush()
-            self._insert_tracking(c, Tracking(tracking_name(topic, partition), fresh[-1].offset + 1))
+            self._insert_tracking(
+                c, Tracking(tracking_name(topic, partition, self.suffix), fresh[-1].offset + 1)
+            )
         return stats
 
+    def lock_position(self, c: Any, topic: str, partition: int) -> int:
+        """In transaction ``c``: the partition's position, locked until commit where needed."""
+        return self._lock_position(c, tracking_name(topic, partition, self.suffix))
+
     def _lock_position(self, c: Any, name: str) -> int:
-        """Read the partition's position, locked until commit where the database needs it."""
         return self._max_tracking_id(name, c) or 0  # type: ignore[attr-defined, no-any-return]
 
     def _decode(self, topic: str, record: LogRecord) -> Commit | None:
@@ -99,7 +118,11 @@ class ParticipantStore:
             return decode(record.value)
         except CodecError as exc:
             logger.error(
-                "skipping unreadable record %s/%s/%s: %s", topic, record.partition, record.offset, exc
+                "skipping unreadable record %s/%s/%s: %s",
+                topic,
+                record.partition,
+                record.offset,
+                exc,
             )
             return None
 
@@ -137,23 +160,25 @@ class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
             "ON CONFLICT DO NOTHING",
             (name,),
         )
-        c.execute("SELECT notification_id FROM tracking WHERE application_name = %s FOR UPDATE",
-                  (name,))
+        c.execute(
+            "SELECT notification_id FROM tracking WHERE application_name = %s FOR UPDATE", (name,)
+        )
         return int(c.fetchone()["notification_id"])
 
 
-def participant_store(db: Database) -> ParticipantStore:
-    """The store class for the database's kind."""
-    if db.kind == "sqlite":
-        return SqliteParticipantStore(db)
-    return PostgresParticipantStore(db)
+def participant_store(
+    db: Database, *, suffix: str = "", only: Callable[[Commit], bool] | None = None
+) -> ParticipantStore:
+    """The store class for the database's kind; ``suffix`` names a set of rebuild tables."""
+    cls = SqliteParticipantStore if db.kind == "sqlite" else PostgresParticipantStore
+    return cls(db, suffix=suffix, only=only)
 
 
 class _Batch:
     """Everything one batch reads, loaded set-wise up front; everything it writes, at the end."""
 
-    def __init__(self, db: Database, c: Any, commits: list[Commit]) -> None:
-        self.db, self.c = db, c
+    def __init__(self, sql: Callable[[str], str], c: Any, commits: list[Commit]) -> None:
+        self.sql, self.c = sql, c
         self.rows: dict[tuple[str, str], ParticipantRow | None] = {}
         self.dirty: set[tuple[str, str]] = set()
         self.keys: set[tuple[str, str, str]] = set()
@@ -167,22 +192,28 @@ class _Batch:
         people = sorted({(c.tenant, c.participant_id) for c in commits})
         self.rows = dict.fromkeys(people)
         for found in self._select_in(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE (tenant, participant_id) IN",  # noqa: S608
+            f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} WHERE (tenant, participant_id) IN",  # noqa: S608
             people,
         ):
             self.rows[(found[0], found[1])] = row_from_db(found)
         ids = sorted({(c.commit_id,) for c in commits})
         self.commit_ids = {
-            f[0] for f in self._select_in("SELECT commit_id FROM commit_outcomes WHERE (commit_id) IN", ids)
+            f[0]
+            for f in self._select_in(
+                "SELECT commit_id FROM {commit_outcomes} WHERE (commit_id) IN", ids
+            )
         }
-        wanted = sorted({
-            (c.tenant, c.participant_id, c.causation.idempotency_key)
-            for c in commits if c.causation.idempotency_key is not None
-        })
+        wanted = sorted(
+            {
+                (c.tenant, c.participant_id, c.causation.idempotency_key)
+                for c in commits
+                if c.causation.idempotency_key is not None
+            }
+        )
         self.keys = {
             (f[0], f[1], f[2])
             for f in self._select_in(
-                "SELECT tenant, participant_id, idempotency_key FROM idempotency_keys "
+                "SELECT tenant, participant_id, idempotency_key FROM {idempotency_keys} "
                 "WHERE (tenant, participant_id, idempotency_key) IN",
                 wanted,
             )
@@ -193,8 +224,10 @@ class _Batch:
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             one = "(" + ", ".join("?" * len(chunk[0])) + ")"
-            self.c.execute(self.db.sql(f"{head} ({', '.join([one] * len(chunk))})"),
-                           [v for key in chunk for v in key])
+            self.c.execute(
+                self.sql(f"{head} ({', '.join([one] * len(chunk))})"),
+                [v for key in chunk for v in key],
+            )
             found.extend(rows(self.c))
         return found
 
@@ -210,31 +243,48 @@ class _Batch:
             self.dirty.add(ident)
             events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
             for idx, entry in enumerate(verdict.ledger):
-                self.ledger.append((
-                    *ident, verdict.row.version, idx, entry.transaction_id, entry.kind,
-                    entry.amount, entry.balance_after, entry.reason,
-                    orjson.dumps(entry.metadata).decode(), entry.created_at,
-                ))
+                self.ledger.append(
+                    (
+                        *ident,
+                        verdict.row.version,
+                        idx,
+                        entry.transaction_id,
+                        entry.kind,
+                        entry.amount,
+                        entry.balance_after,
+                        entry.reason,
+                        orjson.dumps(entry.metadata).decode(),
+                        entry.created_at,
+                    )
+                )
             key = commit.causation.idempotency_key
             if key is not None:
                 self.keys.add((*ident, key))
                 self.new_keys.append((*ident, key, commit.commit_id))
-        self.outcomes.append((
-            commit.commit_id, commit.tenant, commit.participant_id, verdict.status,
-            commit.causation.command, events, record.partition, record.offset,
-        ))
+        self.outcomes.append(
+            (
+                commit.commit_id,
+                commit.tenant,
+                commit.participant_id,
+                verdict.status,
+                commit.causation.command,
+                events,
+                record.partition,
+                record.offset,
+            )
+        )
 
     def reject_record(self, topic: str, record: LogRecord) -> None:
         self.c.execute(
-            self.db.sql(
-                "INSERT INTO rejected_records (topic, log_partition, log_offset, error) "
+            self.sql(
+                "INSERT INTO {rejected_records} (topic, log_partition, log_offset, error) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
             (topic, record.partition, record.offset, "not a gamify commit"),
         )
 
     def flush(self) -> None:
-        sql = self.db.sql
+        sql = self.sql
         rows_out = [row_to_db(r) for k in sorted(self.dirty) if (r := self.rows[k]) is not None]
         for statement, params in (
             (UPSERT_PARTICIPANT, rows_out),
@@ -247,7 +297,7 @@ class _Batch:
 
 
 UPSERT_PARTICIPANT = (
-    f"INSERT INTO participants ({PARTICIPANT_COLUMNS}) "  # noqa: S608
+    f"INSERT INTO {{participants}} ({PARTICIPANT_COLUMNS}) "  # noqa: S608
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (tenant, participant_id) DO UPDATE SET "
     "version = excluded.version, display_name = excluded.display_name, "
@@ -258,33 +308,53 @@ UPSERT_PARTICIPANT = (
     "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at"
 )
 INSERT_LEDGER = (
-    "INSERT INTO points_ledger (tenant, participant_id, version, idx, transaction_id, "
+    "INSERT INTO {points_ledger} (tenant, participant_id, version, idx, transaction_id, "
     "kind, amount, balance_after, reason, metadata, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_OUTCOME = (
-    "INSERT INTO commit_outcomes (commit_id, tenant, participant_id, status, command, "
+    "INSERT INTO {commit_outcomes} (commit_id, tenant, participant_id, status, command, "
     "events, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_KEY = (
-    "INSERT INTO idempotency_keys (tenant, participant_id, idempotency_key, commit_id) "
+    "INSERT INTO {idempotency_keys} (tenant, participant_id, idempotency_key, commit_id) "
     "VALUES (?, ?, ?, ?)"
 )
 
 
 def row_to_db(row: ParticipantRow) -> tuple[Any, ...]:
     return (
-        row.tenant, row.participant_id, row.version, row.display_name, row.avatar_url,
-        orjson.dumps(row.attributes).decode(), row.balance, row.total_earned, row.total_spent,
-        row.total_events, row.rewards_claimed, row.is_active, row.created_at, row.last_seen_at,
+        row.tenant,
+        row.participant_id,
+        row.version,
+        row.display_name,
+        row.avatar_url,
+        orjson.dumps(row.attributes).decode(),
+        row.balance,
+        row.total_earned,
+        row.total_spent,
+        row.total_events,
+        row.rewards_claimed,
+        row.is_active,
+        row.created_at,
+        row.last_seen_at,
     )
 
 
 def row_from_db(found: Sequence[Any]) -> ParticipantRow:
     return ParticipantRow(
-        tenant=found[0], participant_id=found[1], version=found[2], display_name=found[3],
-        avatar_url=found[4], attributes=orjson.loads(found[5]), balance=found[6],
-        total_earned=found[7], total_spent=found[8], total_events=found[9],
-        rewards_claimed=found[10], is_active=bool(found[11]), created_at=found[12],
+        tenant=found[0],
+        participant_id=found[1],
+        version=found[2],
+        display_name=found[3],
+        avatar_url=found[4],
+        attributes=orjson.loads(found[5]),
+        balance=found[6],
+        total_earned=found[7],
+        total_spent=found[8],
+        total_events=found[9],
+        rewards_claimed=found[10],
+        is_active=bool(found[11]),
+        created_at=found[12],
         last_seen_at=found[13],
     )

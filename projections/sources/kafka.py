@@ -235,7 +235,9 @@ def _partitions_of(described: list[dict[str, Any]]) -> list[int]:
 class KafkaEndOffsets:
     """End offsets of a topic's partitions, from a consumer that never joins a group or reads."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, client_id: str = "gamify-lag") -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str, *, client_id: str = "gamify-lag"
+    ) -> None:
         self.topic = topic
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, client_id=client_id, enable_auto_commit=False
@@ -250,7 +252,9 @@ class KafkaEndOffsets:
         if self.topic not in await self._consumer.topics():
             return {}
         partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        found = await self._consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+        found = await self._consumer.end_offsets(
+            [TopicPartition(self.topic, p) for p in partitions]
+        )
         return {tp.partition: offset for tp, offset in found.items()}
 
     async def stop(self) -> None:

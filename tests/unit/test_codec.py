@@ -75,18 +75,32 @@ def test_bytes_that_are_not_a_commit_raise_a_codec_error(value: bytes) -> None:
         decode(value)
 
 
-def test_an_old_event_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PointsAwarded, "VERSION", 2)
-    monkeypatch.setitem(
-        codec.UPCASTERS,
-        ("PointsAwarded", 1),
-        lambda d: {**d, "reason": d.get("reason") or "legacy"},
-    )
+def test_a_v1_award_without_metadata_is_upcast_to_today_s_event() -> None:
     raw = orjson.loads(encode(COMMIT))
-    raw["events"][2]["data"]["reason"] = None
-    raw["events"][2]["version"] = 1
+    raw["events"][2] = {
+        "type": "PointsAwarded",
+        "version": 1,
+        "data": {"transaction_id": "tx-1", "amount": 50, "balance_after": 50, "reason": "signup"},
+    }
     got = decode(orjson.dumps(raw))
-    assert got.events[2] == PointsAwarded("tx-1", 50, 50, "legacy", {"order_id": "o1"})
+    assert got.events[2] == PointsAwarded("tx-1", 50, 50, "signup", {})
+
+
+def test_a_v1_profile_update_has_its_renamed_field_upcast() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"][1] = {
+        "type": "ParticipantProfileUpdated",
+        "version": 1,
+        "data": {"fields": {"display_name": "Jane"}},
+    }
+    assert decode(orjson.dumps(raw)).events[1] == ParticipantProfileUpdated(
+        {"display_name": "Jane"}
+    )
+
+
+def test_encoding_writes_the_current_class_version() -> None:
+    versions = [e["version"] for e in orjson.loads(encode(COMMIT))["events"]]
+    assert versions == [1, 2, 2, 2]
 
 
 def test_an_event_newer_than_the_code_is_refused_rather_than_misread() -> None:

@@ -1,0 +1,244 @@
+"""Rebuild read models from the log: into shadow tables then swap, verify, or repair participants.
+
+It reuses the live projection's runner, fold and store; only the table suffix and, for a repair,
+a filter on the commits differ. Positions decide everything: a rebuilt copy is swapped in or
+compared only while the live positions are locked and equal to (or behind) the rebuilt ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from projections import runner
+from projections.db import Database, open_database
+from projections.participants.schema import PARTICIPANT_TABLES, PRIMARY_KEYS, TABLE_NAMES
+from projections.participants.store import PROJECTION, participant_store
+from projections.rebuild import (
+    Difference,
+    TableSet,
+    compare,
+    copy_participant_rows,
+    drop_tables,
+    swap_in,
+)
+from projections.sources import LogSource
+from schemas.events import Commit
+
+logger = logging.getLogger(__name__)
+
+READ_MODELS = {"participants": TableSet(TABLE_NAMES, PRIMARY_KEYS, PARTICIPANT_TABLES)}
+REBUILD, REPAIR = "__rebuild", "__repair"
+OK, DIFFERENT, USAGE, FAILED = 0, 1, 2, 3
+
+
+class ReplayError(Exception):
+    """The replay could not finish (log or store unreachable, live projector not keeping up)."""
+
+
+@dataclass(slots=True)
+class ReplayOptions:
+    database_url: str
+    topic: str
+    new_source: Callable[[], LogSource]
+    end_offsets: Callable[[], Awaitable[dict[int, int]]]
+    read_models: tuple[str, ...] = tuple(READ_MODELS)
+    into_url: str | None = None
+    tenant: str | None = None
+    participant: str | None = None
+    verify: bool = False
+    swap: bool = True
+    resume: bool = False
+    settle_timeout: float = 60.0
+    out: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    events: int = 0
+    seconds: float = 0.0
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return DIFFERENT if self.differences else OK
+
+
+async def replay(opts: ReplayOptions) -> ReplayResult:
+    """Run the replay ``opts`` describe; raise ReplayError when it cannot finish."""
+    unknown = set(opts.read_models) - set(READ_MODELS)
+    if unknown:
+        raise ValueError(f"unknown read model(s): {', '.join(sorted(unknown))}")
+    live_db = open_database(opts.database_url)
+    target_db = open_database(opts.into_url) if opts.into_url else live_db
+    try:
+        return await _Replay(opts, live_db, target_db).run()
+    finally:
+        if target_db is not live_db:
+            target_db.close()
+        live_db.close()
+
+
+class _Replay:
+    def __init__(self, opts: ReplayOptions, live_db: Database, target_db: Database) -> None:
+        self.opts, self.live_db, self.target_db = opts, live_db, target_db
+        self.tables = READ_MODELS["participants"]
+        self.repair = opts.tenant is not None or opts.participant is not None
+        self.suffix = "" if opts.into_url else (REPAIR if self.repair else REBUILD)
+        self.live = participant_store(live_db)
+        self.target = participant_store(target_db, suffix=self.suffix, only=self._selected())
+        self.result = ReplayResult()
+
+    def _selected(self) -> Callable[[Commit], bool] | None:
+        if not self.repair:
+            return None
+        tenant, pid = self.opts.tenant, self.opts.participant
+        return lambda c: (
+            (tenant is None or c.tenant == tenant) and (pid is None or c.participant_id == pid)
+        )
+
+    async def run(self) -> ReplayResult:
+        started = time.monotonic()
+        await asyncio.to_thread(self.live.create_table)
+        if self.opts.resume and not self.repair and not self.opts.into_url:
+            await asyncio.to_thread(self.target.create_table)  # continue an earlier rebuild
+        else:
+            await asyncio.to_thread(self._fresh_target)
+        ends = await self.opts.end_offsets()
+        await self._project_until(ends, "rebuilding" if not self.repair else "repairing")
+        if self.repair:
+            await self._settle(self._copy_repaired, exact=True)
+            await asyncio.to_thread(self._drop_target)
+        elif self.opts.verify:
+            self.result.differences = await self._settle(self._compare, exact=True)
+        elif self.opts.swap and not self.opts.into_url:
+            await self._settle(self._swap, exact=False)
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    def _fresh_target(self) -> None:
+        drop_tables(self.target_db, self.tables, self.suffix, f"{PROJECTION}{self.suffix}")
+        self.target.create_table()
+
+    def _drop_target(self) -> None:
+        drop_tables(self.target_db, self.tables, self.suffix, f"{PROJECTION}{self.suffix}")
+
+    async def _project_until(self, until: dict[int, int], label: str) -> None:
+        start = await asyncio.to_thread(self.target.next_offsets, self.opts.topic, sorted(until))
+        bar = ProgressBar(label, start, until, self.opts.out)
+        stats = await runner.run(
+            self.opts.new_source(),
+            self.target,
+            asyncio.Event(),
+            until=until,
+            on_advance=bar.advance,
+            poll_timeout=0.5,
+        )
+        bar.finish()
+        self.result.events += stats.records
+
+    async def _settle(self, action: Callable[[Any, dict[int, int]], Any], *, exact: bool) -> Any:
+        """Catch the rebuilt copy up with the live positions, then run ``action`` under lock.
+
+        ``exact``: the positions must be equal (compare, repair); else the copy may be ahead
+        (swap: the live projector then skips what the copy already holds).
+        """
+        deadline = time.monotonic() + self.opts.settle_timeout
+        partitions = sorted(await self.opts.end_offsets())
+        while time.monotonic() < deadline:
+            live = await asyncio.to_thread(self.live.next_offsets, self.opts.topic, partitions)
+            await self._project_until(live, "catching up")
+            done = await asyncio.to_thread(self.target.next_offsets, self.opts.topic, partitions)
+            if exact and any(done.get(p, 0) > live.get(p, 0) for p in partitions):
+                await asyncio.sleep(0.2)  # the live projector is behind the copy: let it catch up
+                continue
+            outcome = await asyncio.to_thread(self._locked, action, partitions, done, exact)
+            if outcome is not _MOVED:
+                return outcome
+        raise ReplayError(
+            f"the live read models did not hold still at one position within "
+            f"{self.opts.settle_timeout:g}s (is the live projector running and keeping up?)"
+        )
+
+    def _locked(
+        self,
+        action: Callable[[Any, dict[int, int]], Any],
+        partitions: Sequence[int],
+        done: dict[int, int],
+        exact: bool,
+    ) -> Any:
+        with self.live_db.transaction(commit=True) as c:
+            live = {p: self.live.lock_position(c, self.opts.topic, p) for p in partitions}
+            if any(
+                done.get(p, 0) != live[p] if exact else done.get(p, 0) < live[p] for p in partitions
+            ):
+                return _MOVED
+            return action(c, live)
+
+    def _swap(self, c: Any, live: dict[int, int]) -> None:
+        swap_in(self.live_db, c, self.tables, self.suffix, PROJECTION, f"{PROJECTION}{self.suffix}")
+
+    def _copy_repaired(self, c: Any, live: dict[int, int]) -> None:
+        copy_participant_rows(
+            c, self.live_db, self.tables, self.suffix, self.opts.tenant, self.opts.participant
+        )
+
+    def _compare(self, c: Any, live: dict[int, int]) -> list[Difference]:
+        if self.target_db is self.live_db:
+            return compare((self.live_db, c), (self.live_db, c), self.tables, "", self.suffix)
+        with self.target_db.transaction(commit=False) as other:
+            return compare((self.live_db, c), (self.target_db, other), self.tables)
+
+
+_MOVED = object()
+
+
+class ProgressBar:
+    """Events replayed, events/s and ETA: a bar on a terminal, a line every 2 s otherwise."""
+
+    def __init__(
+        self, label: str, start: dict[int, int], until: dict[int, int], out: TextIO
+    ) -> None:
+        self.label, self.out = label, out
+        self.start = start
+        self.total = sum(max(0, end - start.get(p, 0)) for p, end in until.items())
+        self.positions = dict(start)
+        self.began = self.shown = time.monotonic()
+        self.tty = out.isatty()
+
+    def advance(self, partition: int, next_offset: int) -> None:
+        self.positions[partition] = next_offset
+        now = time.monotonic()
+        if now - self.shown >= (0.2 if self.tty else 2.0):
+            self.shown = now
+            self._show(now)
+
+    def _done(self) -> int:
+        return sum(n - self.start.get(p, 0) for p, n in self.positions.items())
+
+    def _show(self, now: float, end: str = "") -> None:
+        done, elapsed = self._done(), max(now - self.began, 1e-9)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else 0.0
+        share = done / self.total if self.total else 1.0
+        if self.tty:
+            bar = "#" * int(share * 30)
+            self.out.write(
+                f"\r{self.label} [{bar:<30}] {share:6.1%} {done}/{self.total} "
+                f"{rate:,.0f} events/s ETA {left:4.0f}s{end}"
+            )
+        else:
+            self.out.write(
+                f"{self.label}: {done}/{self.total} events ({share:.1%}), "
+                f"{rate:,.0f} events/s, ETA {left:.0f}s\n"
+            )
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.total:
+            self._show(time.monotonic(), end="\n" if self.tty else "")
