@@ -62,6 +62,7 @@ class KafkaLogSource:
         client_id: str = "gamify-projector",
         session_timeout_ms: int = 10_000,
         topic_wait: float = 30.0,
+        fetch_max_wait_ms: int = 20,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -69,6 +70,7 @@ class KafkaLogSource:
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
         self.topic_wait = topic_wait
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._start_positions: StartPositions | None = None
         self._partitions: list[int] = []
@@ -89,6 +91,9 @@ class KafkaLogSource:
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
+            # Read-your-writes waits on this consumer: some brokers (tansu) hold a fetch for the
+            # whole max wait even when data arrives, so keep it short (idle cost: ~50 fetches/s).
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         await consumer.start()
         self._consumer = consumer

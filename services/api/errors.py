@@ -14,6 +14,7 @@ from services.participants.handlers import (
     IdempotencyKeyReused,
     NotYetProjected,
 )
+from services.api.keys import settings_key
 from services.validation import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ValidationFailed as exc:
         return error(422, exc.errors)
     except web.HTTPRequestEntityTooLarge as exc:
-        return error(413, f"Request body too large: at most {exc.max_size} bytes")
+        limit = request.app[settings_key].max_body_bytes
+        return error(413, f"Request body too large: at most {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

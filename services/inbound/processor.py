@@ -62,6 +62,7 @@ class InboundProcessor:
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+            fetch_max_wait_ms=20,
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers, acks="all", client_id="gamify-inbound-dlq"
