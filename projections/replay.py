@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from projections import runner
 from projections.db import Database, open_database
-from projections.participants.schema import PARTICIPANT_TABLES, PRIMARY_KEYS, TABLE_NAMES
+from projections.participants.schema import TABLES
 from projections.participants.store import PROJECTION, participant_store
 from projections.rebuild import (
     Difference,
@@ -32,7 +32,13 @@ from schemas.events import Commit
 
 logger = logging.getLogger(__name__)
 
-READ_MODELS = {"participants": TableSet(TABLE_NAMES, PRIMARY_KEYS, PARTICIPANT_TABLES)}
+READ_MODELS = {
+    "participants": TableSet(
+        tuple(TABLES),
+        {name: table.primary_key for name, table in TABLES.items()},
+        tuple(name for name, table in TABLES.items() if table.per_participant),
+    )
+}
 REBUILD, REPAIR = "__rebuild", "__repair"
 OK, DIFFERENT, USAGE, FAILED = 0, 1, 2, 3
 

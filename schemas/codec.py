@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from schemas.events import EVENT_CLASSES, Causation, Commit, Event
+from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
 
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
@@ -23,6 +23,7 @@ def encode(commit: Commit) -> bytes:
     return orjson.dumps(
         {
             "schema_version": COMMIT_SCHEMA_VERSION,
+            "stream": commit.stream,
             "commit_id": commit.commit_id,
             "tenant": commit.tenant,
             "participant_id": commit.participant_id,
@@ -72,6 +73,7 @@ def decode(value: bytes) -> Commit:
                 idempotency_key=causation.get("idempotency_key"),
             ),
             events=tuple(decode_event(e) for e in raw["events"]),
+            stream=_str(raw.get("stream") or PARTICIPANT),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise CodecError(f"not a gamify commit: {exc!r}") from exc

@@ -76,10 +76,170 @@ class PointsDeducted(Event):
     upcast_v1_v2 = PointsAwarded.upcast_v1_v2
 
 
+@dataclass(frozen=True, slots=True)
+class TierChanged(Event):
+    """The participant's tier became ``code`` (an upgrade on points, or a manual assignment)."""
+
+    TYPE: ClassVar[str] = "TierChanged"
+    code: str = ""
+    name: str = ""
+    level: int = 0
+    color: str | None = None
+    previous_code: str | None = None
+    previous_level: int | None = None
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeEarned(Event):
+    """A badge was earned: awarded through the API (``manual``) or by its criteria."""
+
+    TYPE: ClassVar[str] = "BadgeEarned"
+    code: str = ""
+    name: str = ""
+    rarity: str | None = None
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventTracked(Event):
+    """A custom event the participant did (POST /events), the input of rules and challenges."""
+
+    TYPE: ClassVar[str] = "EventTracked"
+    event_id: str = ""
+    event_name: str = ""
+    properties: JSON = field(default_factory=dict)
+    occurred_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreakExtended(Event):
+    """A tick counted for a new period of a streak (``count`` is the streak after it)."""
+
+    TYPE: ClassVar[str] = "StreakExtended"
+    code: str = ""
+    period: str = ""
+    count: int = 0
+    longest: int = 0
+    recorded_at: str = ""
+    freezes_used: int = 0
+    freezes_available: int = 0
+    freezes_granted_through: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreakBroken(Event):
+    """Whole periods passed without a tick (beyond grace and freezes): the streak ended."""
+
+    TYPE: ClassVar[str] = "StreakBroken"
+    code: str = ""
+    previous_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeProgressed(Event):
+    """Progress of a challenge's objectives after an event (counts within the window)."""
+
+    TYPE: ClassVar[str] = "ChallengeProgressed"
+    code: str = ""
+    window: str = ""
+    progress: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeCompleted(Event):
+    """Every objective of a challenge was met within its window."""
+
+    TYPE: ClassVar[str] = "ChallengeCompleted"
+    code: str = ""
+    window: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RewardClaimed(Event):
+    """A reward was claimed; with a code from stock when the reward has an inventory."""
+
+    TYPE: ClassVar[str] = "RewardClaimed"
+    claim_id: str = ""
+    reward_id: str = ""
+    reward_name: str = ""
+    reward_type: str = ""
+    code_value: str | None = None
+    points_deducted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RewardCodeReserved(Event):
+    """Reward stream: one code of the inventory is held for a claim."""
+
+    TYPE: ClassVar[str] = "RewardCodeReserved"
+    claim_id: str = ""
+    participant_id: str = ""
+    code_value: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RewardCodeReleased(Event):
+    """Reward stream: a held code went back to stock (the claim was refused: compensation)."""
+
+    TYPE: ClassVar[str] = "RewardCodeReleased"
+    claim_id: str = ""
+    code_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionCreated(Event):
+    """Definition stream: an admin definition (tier, badge, ...) was created."""
+
+    TYPE: ClassVar[str] = "DefinitionCreated"
+    kind: str = ""
+    id: str = ""
+    code: str = ""
+    body: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionUpdated(Event):
+    """Definition stream: fields of a definition changed (``changes`` holds their new values)."""
+
+    TYPE: ClassVar[str] = "DefinitionUpdated"
+    changes: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionDeactivated(Event):
+    """Definition stream: soft delete; the definition stays readable with is_active false."""
+
+    TYPE: ClassVar[str] = "DefinitionDeactivated"
+
+
 EVENT_CLASSES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (ParticipantRegistered, ParticipantProfileUpdated, PointsAwarded, PointsDeducted)
+    for cls in (
+        ParticipantRegistered,
+        ParticipantProfileUpdated,
+        PointsAwarded,
+        PointsDeducted,
+        TierChanged,
+        BadgeEarned,
+        EventTracked,
+        StreakExtended,
+        StreakBroken,
+        ChallengeProgressed,
+        ChallengeCompleted,
+        RewardClaimed,
+        RewardCodeReserved,
+        RewardCodeReleased,
+        DefinitionCreated,
+        DefinitionUpdated,
+        DefinitionDeactivated,
+    )
 }
+
+# Streams: a participant (the default), an admin definition ("definition", id "<kind>:<code>")
+# or a reward's code stock ("reward", id = the reward id). Each has its own versions.
+PARTICIPANT, DEFINITION, REWARD = "participant", "definition", "reward"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +254,11 @@ class Causation:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """One log record: the events one command decided for one participant, atomically.
+    """One log record: the events one command decided for one stream, atomically.
 
-    ``expected_version`` is the participant version the decision was made on; the projector
-    applies the commit only if the participant is still at that version.
+    ``expected_version`` is the stream version the decision was made on; the projector applies
+    the commit only if the stream is still at that version. ``participant_id`` is the stream's
+    id (for a participant stream, the participant).
     """
 
     commit_id: str
@@ -107,11 +268,14 @@ class Commit:
     recorded_at: str
     causation: Causation
     events: tuple[Event, ...]
+    stream: str = PARTICIPANT
 
     @property
     def key(self) -> bytes:
-        """The log key: one participant's commits share it, so they stay in order."""
-        return participant_key(self.tenant, self.participant_id)
+        """The log key: one stream's commits share it, so they stay in order."""
+        if self.stream == PARTICIPANT:
+            return participant_key(self.tenant, self.participant_id)
+        return f"{self.tenant}:{self.stream}/{self.participant_id}".encode()
 
 
 def participant_key(tenant: str, participant_id: str) -> bytes:

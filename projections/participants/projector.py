@@ -1,10 +1,16 @@
-"""Pure fold of commits into participant rows and ledger entries, with the version check."""
+"""Pure fold of participant commits into the participant row and row writes, with the version check.
+
+Feature modules (``projections/participants/features``) register ``evolve`` for their events
+(what the participant row becomes) and ``writes_for`` (rows of their own tables).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Any
+
+import orjson
 
 from schemas.events import (
     Commit,
@@ -20,7 +26,10 @@ APPLIED, CONFLICT, DUPLICATE = "applied", "conflict", "duplicate"
 
 @dataclass(frozen=True, slots=True)
 class ParticipantRow:
-    """The participant read model: profile fields, counters and the version."""
+    """The participant read model: profile fields, counters, engine sections and the version.
+
+    ``sections`` holds each feature's state by name (``tier``, ``badges``, ``streaks``, ...).
+    """
 
     tenant: str
     participant_id: str
@@ -36,28 +45,30 @@ class ParticipantRow:
     is_active: bool = True
     created_at: str = ""
     last_seen_at: str = ""
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str, default: Any = None) -> Any:
+        return self.sections.get(name, default)
+
+    def with_section(self, name: str, value: Any) -> ParticipantRow:
+        return replace(self, sections={**self.sections, name: value})
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One points transaction; ``amount`` is negative for debits."""
+class Write:
+    """One row change the fold asks the store to make: a registered statement and its values."""
 
-    transaction_id: str
-    kind: str
-    amount: int
-    balance_after: int
-    reason: str | None
-    metadata: dict[str, Any]
-    created_at: str
+    statement: str
+    params: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What applying one commit did: its status, the new row and the ledger entries it adds."""
+    """What applying one commit did: its status, the new row and the row writes it adds."""
 
     status: str
     row: ParticipantRow | None
-    ledger: tuple[LedgerEntry, ...] = ()
+    writes: tuple[Write, ...] = ()
 
 
 def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) -> Verdict:
@@ -73,73 +84,83 @@ def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) 
     current = row or ParticipantRow(
         commit.tenant, commit.participant_id, created_at=commit.recorded_at
     )
-    ledger: list[LedgerEntry] = []
-    for event in commit.events:
-        current = evolve(event, current, commit.recorded_at)
-        entry = ledger_entry(event, commit.recorded_at)
-        if entry is not None:
-            ledger.append(entry)
+    writes: list[Write] = []
+    for idx, event in enumerate(commit.events):
+        current = evolve(event, current, commit)
+        writes.extend(writes_for(event, current, commit, idx))
     current = replace(current, version=version + 1, last_seen_at=commit.recorded_at)
-    return Verdict(APPLIED, current, tuple(ledger))
+    return Verdict(APPLIED, current, tuple(writes))
 
 
 @singledispatch
-def evolve(event: Event, row: ParticipantRow, at: str) -> ParticipantRow:
-    """Fold one event into the row; unknown event types leave it unchanged."""
+def evolve(event: Event, row: ParticipantRow, commit: Commit) -> ParticipantRow:
+    """Fold one event into the row; event types no module knows leave it unchanged."""
     return row
 
 
+@singledispatch
+def writes_for(event: Event, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+    """Rows of other tables one event writes (``row`` is the participant after the event)."""
+    return []
+
+
 @evolve.register
-def _(event: ParticipantRegistered, row: ParticipantRow, at: str) -> ParticipantRow:
+def _(event: ParticipantRegistered, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return replace(
         row,
         display_name=event.display_name,
         avatar_url=event.avatar_url,
         attributes=dict(event.attributes),
-        created_at=at,
+        created_at=commit.recorded_at,
     )
 
 
 @evolve.register
-def _(event: ParticipantProfileUpdated, row: ParticipantRow, at: str) -> ParticipantRow:
+def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     allowed = {"display_name", "avatar_url", "attributes"}
     return replace(row, **{k: v for k, v in event.changes.items() if k in allowed})
 
 
 @evolve.register
-def _(event: PointsAwarded, row: ParticipantRow, at: str) -> ParticipantRow:
+def _(event: PointsAwarded, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return replace(
         row, balance=row.balance + event.amount, total_earned=row.total_earned + event.amount
     )
 
 
 @evolve.register
-def _(event: PointsDeducted, row: ParticipantRow, at: str) -> ParticipantRow:
+def _(event: PointsDeducted, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return replace(
         row, balance=row.balance - event.amount, total_spent=row.total_spent + event.amount
     )
 
 
-def ledger_entry(event: Event, at: str) -> LedgerEntry | None:
-    """The ledger line an event writes, if it moves points."""
-    if isinstance(event, PointsAwarded):
-        return LedgerEntry(
-            event.transaction_id,
-            "award",
-            event.amount,
+@writes_for.register
+def _(event: PointsAwarded, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+    return [_ledger(commit, idx, event.transaction_id, "award", event.amount, event)]
+
+
+@writes_for.register
+def _(event: PointsDeducted, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+    return [_ledger(commit, idx, event.transaction_id, "deduct", -event.amount, event)]
+
+
+def _ledger(
+    commit: Commit, idx: int, tx: str, kind: str, amount: int, event: PointsAwarded | PointsDeducted
+) -> Write:
+    return Write(
+        "ledger_insert",
+        (
+            commit.tenant,
+            commit.participant_id,
+            commit.expected_version + 1,
+            idx,
+            tx,
+            kind,
+            amount,
             event.balance_after,
             event.reason,
-            event.metadata,
-            at,
-        )
-    if isinstance(event, PointsDeducted):
-        return LedgerEntry(
-            event.transaction_id,
-            "deduct",
-            -event.amount,
-            event.balance_after,
-            event.reason,
-            event.metadata,
-            at,
-        )
-    return None
+            orjson.dumps(event.metadata).decode(),
+            commit.recorded_at,
+        ),
+    )

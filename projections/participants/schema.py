@@ -1,86 +1,184 @@
-"""Tables of the participant read models (portable SQL) and their names.
+"""Tables and write statements of the read models, registered by the modules that own them.
 
-A rebuild writes the same tables under a suffix (``participants__rebuild``...) and swaps them in.
+SQL is portable (SQLite and PostgreSQL) and names tables as ``{name}`` placeholders, so a
+rebuild can write the same tables under a suffix (``participants__rebuild``) and swap them in.
+Feature modules register their tables and statements at import; ``projections.participants``
+imports them all.
 """
 
 from __future__ import annotations
 
-TABLE_NAMES = (
-    "participants",
-    "points_ledger",
-    "commit_outcomes",
-    "idempotency_keys",
-    "rejected_records",
-)
-# Tables whose rows belong to one participant (repaired by a per-participant replay).
-PARTICIPANT_TABLES = TABLE_NAMES[:4]
-PRIMARY_KEYS = {
-    "participants": ("tenant", "participant_id"),
-    "points_ledger": ("tenant", "participant_id", "version", "idx"),
-    "commit_outcomes": ("commit_id",),
-    "idempotency_keys": ("tenant", "participant_id", "idempotency_key"),
-    "rejected_records": ("topic", "log_partition", "log_offset"),
-}
+from dataclasses import dataclass
 
-CREATE_TABLES = [
-    """CREATE TABLE IF NOT EXISTS {participants} (
-        tenant TEXT NOT NULL,
-        participant_id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        display_name TEXT,
-        avatar_url TEXT,
-        attributes TEXT NOT NULL,
-        balance BIGINT NOT NULL,
-        total_earned BIGINT NOT NULL,
-        total_spent BIGINT NOT NULL,
-        total_events BIGINT NOT NULL,
-        rewards_claimed BIGINT NOT NULL,
-        is_active BOOLEAN NOT NULL,
-        created_at TEXT NOT NULL,
-        last_seen_at TEXT NOT NULL,
-        PRIMARY KEY (tenant, participant_id))""",
-    """CREATE TABLE IF NOT EXISTS {points_ledger} (
-        tenant TEXT NOT NULL,
-        participant_id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        idx INTEGER NOT NULL,
-        transaction_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        amount BIGINT NOT NULL,
-        balance_after BIGINT NOT NULL,
-        reason TEXT,
-        metadata TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (tenant, participant_id, version, idx))""",
-    """CREATE TABLE IF NOT EXISTS {commit_outcomes} (
-        commit_id TEXT PRIMARY KEY,
-        tenant TEXT NOT NULL,
-        participant_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        command TEXT NOT NULL,
-        events TEXT,
-        log_partition INTEGER NOT NULL,
-        log_offset BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS {idempotency_keys} (
-        tenant TEXT NOT NULL,
-        participant_id TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL,
-        commit_id TEXT NOT NULL,
-        PRIMARY KEY (tenant, participant_id, idempotency_key))""",
-    """CREATE TABLE IF NOT EXISTS {rejected_records} (
-        topic TEXT NOT NULL,
-        log_partition INTEGER NOT NULL,
-        log_offset BIGINT NOT NULL,
-        error TEXT NOT NULL,
-        PRIMARY KEY (topic, log_partition, log_offset))""",
-]
 
-PARTICIPANT_COLUMNS = (
-    "tenant, participant_id, version, display_name, avatar_url, attributes, balance, "
-    "total_earned, total_spent, total_events, rewards_claimed, is_active, created_at, last_seen_at"
-)
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One read-model table: its CREATE statement, primary key and whether rows are per participant."""
+
+    name: str
+    create: str
+    primary_key: tuple[str, ...]
+    per_participant: bool = False
+
+
+TABLES: dict[str, Table] = {}
+# Statement name -> SQL with ``{table}`` placeholders and ``?`` parameters.
+STATEMENTS: dict[str, str] = {}
+
+
+def register_table(table: Table) -> Table:
+    TABLES[table.name] = table
+    return table
+
+
+def register_statement(name: str, sql: str) -> str:
+    STATEMENTS[name] = sql
+    return name
 
 
 def table_names(suffix: str = "") -> dict[str, str]:
-    """Placeholder -> real table name, for ``str.format_map`` on the SQL of this package."""
-    return {name: f"{name}{suffix}" for name in TABLE_NAMES}
+    """Placeholder -> real table name, for ``str.format_map`` on registered SQL."""
+    return {name: f"{name}{suffix}" for name in TABLES}
+
+
+PARTICIPANT_COLUMNS = (
+    "tenant, participant_id, version, display_name, avatar_url, attributes, balance, "
+    "total_earned, total_spent, total_events, rewards_claimed, is_active, created_at, "
+    "last_seen_at, sections"
+)
+
+register_table(
+    Table(
+        "participants",
+        """CREATE TABLE IF NOT EXISTS {participants} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    display_name TEXT,
+    avatar_url TEXT,
+    attributes TEXT NOT NULL,
+    balance BIGINT NOT NULL,
+    total_earned BIGINT NOT NULL,
+    total_spent BIGINT NOT NULL,
+    total_events BIGINT NOT NULL,
+    rewards_claimed BIGINT NOT NULL,
+    is_active BOOLEAN NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    sections TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id))""",
+        ("tenant", "participant_id"),
+        per_participant=True,
+    )
+)
+
+register_table(
+    Table(
+        "points_ledger",
+        """CREATE TABLE IF NOT EXISTS {points_ledger} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    transaction_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    balance_after BIGINT NOT NULL,
+    reason TEXT,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, version, idx))""",
+        ("tenant", "participant_id", "version", "idx"),
+        per_participant=True,
+    )
+)
+
+register_table(
+    Table(
+        "commit_outcomes",
+        """CREATE TABLE IF NOT EXISTS {commit_outcomes} (
+    commit_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    command TEXT NOT NULL,
+    events TEXT,
+    log_partition INTEGER NOT NULL,
+    log_offset BIGINT NOT NULL,
+    stream TEXT NOT NULL)""",
+        ("commit_id",),
+        per_participant=True,
+    )
+)
+
+register_table(
+    Table(
+        "idempotency_keys",
+        """CREATE TABLE IF NOT EXISTS {idempotency_keys} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    commit_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, idempotency_key))""",
+        ("tenant", "participant_id", "idempotency_key"),
+        per_participant=True,
+    )
+)
+
+register_table(
+    Table(
+        "rejected_records",
+        """CREATE TABLE IF NOT EXISTS {rejected_records} (
+    topic TEXT NOT NULL,
+    log_partition INTEGER NOT NULL,
+    log_offset BIGINT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (topic, log_partition, log_offset))""",
+        ("topic", "log_partition", "log_offset"),
+    )
+)
+
+register_statement(
+    "participant_upsert",
+    (
+        f"INSERT INTO {{participants}} ({PARTICIPANT_COLUMNS}) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (tenant, participant_id) DO UPDATE SET "
+        "version = excluded.version, display_name = excluded.display_name, "
+        "avatar_url = excluded.avatar_url, attributes = excluded.attributes, "
+        "balance = excluded.balance, total_earned = excluded.total_earned, "
+        "total_spent = excluded.total_spent, total_events = excluded.total_events, "
+        "rewards_claimed = excluded.rewards_claimed, is_active = excluded.is_active, "
+        "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, "
+        "sections = excluded.sections"
+    ),
+)
+register_statement(
+    "ledger_insert",
+    (
+        "INSERT INTO {points_ledger} (tenant, participant_id, version, idx, transaction_id, "
+        "kind, amount, balance_after, reason, metadata, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+)
+register_statement(
+    "outcome_insert",
+    (
+        "INSERT INTO {commit_outcomes} (commit_id, tenant, participant_id, status, command, "
+        "events, log_partition, log_offset, stream) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+)
+register_statement(
+    "idempotency_insert",
+    (
+        "INSERT INTO {idempotency_keys} (tenant, participant_id, idempotency_key, commit_id) "
+        "VALUES (?, ?, ?, ?)"
+    ),
+)
+register_statement(
+    "rejected_insert",
+    (
+        "INSERT INTO {rejected_records} (topic, log_partition, log_offset, error) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    ),
+)

@@ -1,4 +1,9 @@
-"""Apply a batch of log records to the participant read models and the tracking row, atomically."""
+"""Apply a batch of log records to the read models and the tracking row, atomically.
+
+Every stream type (participants, definitions, reward stock) folds its commits through its
+registered stream projection; the store owns what they share: re-delivery and duplicate
+detection, idempotency keys, commit outcomes, the position, and one transaction per batch.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,14 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+import projections.definitions.stream  # noqa: F401 - registers the definition stream
+import projections.participants.features  # noqa: F401 - registers the engine features
+import projections.participants.stream  # noqa: F401 - registers the participant stream
 from projections.db import Database, rows
-from projections.participants.projector import APPLIED, ParticipantRow, Verdict, apply_commit
-from projections.participants.schema import CREATE_TABLES, PARTICIPANT_COLUMNS, table_names
+from projections.participants.projector import APPLIED, ParticipantRow, Write
+from projections.participants.schema import STATEMENTS, TABLES, table_names
+from projections.participants.stream import row_from_db, row_to_db
+from projections.streams import STREAMS, StreamProjection
 from schemas.codec import CodecError, decode, encode_event
 from schemas.events import Commit
 from schemas.log import LogRecord
@@ -23,6 +33,17 @@ logger = logging.getLogger(__name__)
 
 PROJECTION = "participants"
 CHUNK = 300  # keys per IN (...) list
+
+__all__ = [
+    "PROJECTION",
+    "BatchStats",
+    "ParticipantStore",
+    "ParticipantRow",
+    "participant_store",
+    "row_from_db",
+    "row_to_db",
+    "tracking_name",
+]
 
 
 def tracking_name(topic: str, partition: int, suffix: str = "") -> str:
@@ -41,7 +62,7 @@ class BatchStats:
 
 
 class ParticipantStore:
-    """Participant read models; rows and the tracking position change in one transaction.
+    """The read models; rows and the tracking position change in one transaction.
 
     Mixed into an eventsourcing tracking recorder (SQLite or PostgreSQL), whose tracking row is
     the projector's position: ``notification_id`` holds the partition's next offset.
@@ -65,14 +86,14 @@ class ParticipantStore:
     def create_table(self) -> None:
         super().create_table()  # type: ignore[misc]
         with self.db.transaction(commit=True) as c:
-            for statement in CREATE_TABLES:
-                c.execute(statement.format_map(self.names))
+            for table in TABLES.values():
+                c.execute(table.create.format_map(self.names))
 
     def next_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """The next offset to read per partition, for partitions that have a position."""
         with self.db.transaction(commit=False) as c:
             found = {
-                p: self._max_tracking_id(tracking_name(topic, p, self.suffix), c)
+                p: self._max_tracking_id(tracking_name(topic, p, self.suffix), c)  # type: ignore[attr-defined]
                 for p in partitions
             }
         return {p: n for p, n in found.items() if n is not None}
@@ -93,15 +114,20 @@ class ParticipantStore:
             decoded = [(r, self._decode(topic, r)) for r in fresh]
             if self.only is not None:
                 decoded = [(r, cm) for r, cm in decoded if cm is not None and self.only(cm)]
-            batch = _Batch(self.sql, c, [commit for _, commit in decoded if commit is not None])
+            batch = _Batch(self.sql, c, [cm for _, cm in decoded if cm is not None])
             for record, commit in decoded:
                 if commit is None:
-                    batch.reject_record(topic, record)
+                    batch.writes.append(
+                        Write(
+                            "rejected_insert",
+                            (topic, record.partition, record.offset, "not a gamify commit"),
+                        )
+                    )
                     stats.invalid += 1
                 else:
-                    self._apply_commit(batch, commit, record, stats)
+                    batch.apply(commit, record, stats)
             batch.flush()
-            self._insert_tracking(
+            self._insert_tracking(  # type: ignore[attr-defined]
                 c, Tracking(tracking_name(topic, partition, self.suffix), fresh[-1].offset + 1)
             )
         return stats
@@ -126,28 +152,13 @@ class ParticipantStore:
             )
             return None
 
-    def _apply_commit(
-        self, batch: _Batch, commit: Commit, record: LogRecord, stats: BatchStats
-    ) -> None:
-        if commit.commit_id in batch.commit_ids:
-            stats.redelivered += 1
-            return
-        key = commit.causation.idempotency_key
-        key_used = key is not None and (commit.tenant, commit.participant_id, key) in batch.keys
-        verdict = apply_commit(batch.row(commit), commit, key_used=key_used)
-        batch.record(commit, verdict, record)
-        if verdict.status == APPLIED:
-            stats.applied += 1
-        else:
-            stats.rejected += 1
-
 
 class SqliteParticipantStore(ParticipantStore, SQLiteTrackingRecorder):
-    """The participant store in SQLite (embedded default)."""
+    """The store in SQLite (embedded default)."""
 
 
 class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
-    """The participant store in PostgreSQL (shared by many processes)."""
+    """The store in PostgreSQL (shared by many processes)."""
 
     recorder_kwargs = {"tracking_table_name": "tracking"}
 
@@ -179,23 +190,15 @@ class _Batch:
 
     def __init__(self, sql: Callable[[str], str], c: Any, commits: list[Commit]) -> None:
         self.sql, self.c = sql, c
-        self.rows: dict[tuple[str, str], ParticipantRow | None] = {}
-        self.dirty: set[tuple[str, str]] = set()
-        self.keys: set[tuple[str, str, str]] = set()
-        self.commit_ids: set[str] = set()
-        self.ledger: list[tuple[Any, ...]] = []
-        self.outcomes: list[tuple[Any, ...]] = []
-        self.new_keys: list[tuple[str, str, str, str]] = []
-        self._load(commits)
-
-    def _load(self, commits: list[Commit]) -> None:
-        people = sorted({(c.tenant, c.participant_id) for c in commits})
-        self.rows = dict.fromkeys(people)
-        for found in self._select_in(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} WHERE (tenant, participant_id) IN",  # noqa: S608
-            people,
-        ):
-            self.rows[(found[0], found[1])] = row_from_db(found)
+        self.streams: dict[str, StreamProjection] = {}
+        self.writes: list[Write] = []
+        by_stream: dict[str, list[Commit]] = {}
+        for commit in commits:
+            by_stream.setdefault(commit.stream, []).append(commit)
+        for name, mine in by_stream.items():
+            if name in STREAMS:
+                self.streams[name] = STREAMS[name]()
+                self.streams[name].load(self._select_in, mine)
         ids = sorted({(c.commit_id,) for c in commits})
         self.commit_ids = {
             f[0]
@@ -225,136 +228,58 @@ class _Batch:
             chunk = keys[start : start + CHUNK]
             one = "(" + ", ".join("?" * len(chunk[0])) + ")"
             self.c.execute(
-                self.sql(f"{head} ({', '.join([one] * len(chunk))})"),
-                [v for key in chunk for v in key],
+                self.sql(f"{head} ({', '.join([one] * len(chunk))})"), [v for k in chunk for v in k]
             )
             found.extend(rows(self.c))
         return found
 
-    def row(self, commit: Commit) -> ParticipantRow | None:
-        return self.rows.get((commit.tenant, commit.participant_id))
-
-    def record(self, commit: Commit, verdict: Verdict, record: LogRecord) -> None:
+    def apply(self, commit: Commit, record: LogRecord, stats: BatchStats) -> None:
+        if commit.commit_id in self.commit_ids:
+            stats.redelivered += 1
+            return
         self.commit_ids.add(commit.commit_id)
+        stream = self.streams.get(commit.stream)
+        key = commit.causation.idempotency_key
+        ident = (commit.tenant, commit.participant_id, key)
+        if stream is None:
+            logger.error(
+                "commit %s: unknown stream %r, recorded as invalid", commit.commit_id, commit.stream
+            )
+            status, writes = "invalid", []
+        else:
+            status, writes = stream.apply(commit, key_used=key is not None and ident in self.keys)
         events = None
-        if verdict.status == APPLIED and verdict.row is not None:
-            ident = (commit.tenant, commit.participant_id)
-            self.rows[ident] = verdict.row
-            self.dirty.add(ident)
+        if status == APPLIED:
+            self.writes.extend(writes)
             events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
-            for idx, entry in enumerate(verdict.ledger):
-                self.ledger.append(
-                    (
-                        *ident,
-                        verdict.row.version,
-                        idx,
-                        entry.transaction_id,
-                        entry.kind,
-                        entry.amount,
-                        entry.balance_after,
-                        entry.reason,
-                        orjson.dumps(entry.metadata).decode(),
-                        entry.created_at,
-                    )
-                )
-            key = commit.causation.idempotency_key
             if key is not None:
-                self.keys.add((*ident, key))
-                self.new_keys.append((*ident, key, commit.commit_id))
-        self.outcomes.append(
-            (
-                commit.commit_id,
-                commit.tenant,
-                commit.participant_id,
-                verdict.status,
-                commit.causation.command,
-                events,
-                record.partition,
-                record.offset,
+                self.keys.add(ident)  # type: ignore[arg-type]
+                self.writes.append(Write("idempotency_insert", (*ident, commit.commit_id)))
+            stats.applied += 1
+        else:
+            stats.rejected += 1
+        self.writes.append(
+            Write(
+                "outcome_insert",
+                (
+                    commit.commit_id,
+                    commit.tenant,
+                    commit.participant_id,
+                    status,
+                    commit.causation.command,
+                    events,
+                    record.partition,
+                    record.offset,
+                    commit.stream,
+                ),
             )
         )
 
-    def reject_record(self, topic: str, record: LogRecord) -> None:
-        self.c.execute(
-            self.sql(
-                "INSERT INTO {rejected_records} (topic, log_partition, log_offset, error) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            ),
-            (topic, record.partition, record.offset, "not a gamify commit"),
-        )
-
     def flush(self) -> None:
-        sql = self.sql
-        rows_out = [row_to_db(r) for k in sorted(self.dirty) if (r := self.rows[k]) is not None]
-        for statement, params in (
-            (UPSERT_PARTICIPANT, rows_out),
-            (INSERT_LEDGER, self.ledger),
-            (INSERT_OUTCOME, self.outcomes),
-            (INSERT_KEY, self.new_keys),
-        ):
-            if params:
-                self.c.executemany(sql(statement), params)
-
-
-UPSERT_PARTICIPANT = (
-    f"INSERT INTO {{participants}} ({PARTICIPANT_COLUMNS}) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (tenant, participant_id) DO UPDATE SET "
-    "version = excluded.version, display_name = excluded.display_name, "
-    "avatar_url = excluded.avatar_url, attributes = excluded.attributes, "
-    "balance = excluded.balance, total_earned = excluded.total_earned, "
-    "total_spent = excluded.total_spent, total_events = excluded.total_events, "
-    "rewards_claimed = excluded.rewards_claimed, is_active = excluded.is_active, "
-    "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at"
-)
-INSERT_LEDGER = (
-    "INSERT INTO {points_ledger} (tenant, participant_id, version, idx, transaction_id, "
-    "kind, amount, balance_after, reason, metadata, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-INSERT_OUTCOME = (
-    "INSERT INTO {commit_outcomes} (commit_id, tenant, participant_id, status, command, "
-    "events, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-INSERT_KEY = (
-    "INSERT INTO {idempotency_keys} (tenant, participant_id, idempotency_key, commit_id) "
-    "VALUES (?, ?, ?, ?)"
-)
-
-
-def row_to_db(row: ParticipantRow) -> tuple[Any, ...]:
-    return (
-        row.tenant,
-        row.participant_id,
-        row.version,
-        row.display_name,
-        row.avatar_url,
-        orjson.dumps(row.attributes).decode(),
-        row.balance,
-        row.total_earned,
-        row.total_spent,
-        row.total_events,
-        row.rewards_claimed,
-        row.is_active,
-        row.created_at,
-        row.last_seen_at,
-    )
-
-
-def row_from_db(found: Sequence[Any]) -> ParticipantRow:
-    return ParticipantRow(
-        tenant=found[0],
-        participant_id=found[1],
-        version=found[2],
-        display_name=found[3],
-        avatar_url=found[4],
-        attributes=orjson.loads(found[5]),
-        balance=found[6],
-        total_earned=found[7],
-        total_spent=found[8],
-        total_events=found[9],
-        rewards_claimed=found[10],
-        is_active=bool(found[11]),
-        created_at=found[12],
-        last_seen_at=found[13],
-    )
+        for stream in self.streams.values():
+            self.writes.extend(stream.flush())
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for write in self.writes:
+            grouped.setdefault(write.statement, []).append(write.params)
+        for statement, params in grouped.items():
+            self.c.executemany(self.sql(STATEMENTS[statement]), params)

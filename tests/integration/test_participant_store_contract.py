@@ -106,10 +106,10 @@ def test_an_unreadable_record_is_kept_aside_and_the_position_moves_on(
 class Crashing:
     """Fails on the third record of a batch, as a crash mid-transaction would."""
 
-    def _apply_commit(self, batch, commit, record, stats):  # type: ignore[no-untyped-def]
+    def _decode(self, topic, record):  # type: ignore[no-untyped-def]
         if record.offset == 2:
             raise RuntimeError("crash")
-        super()._apply_commit(batch, commit, record, stats)
+        return super()._decode(topic, record)
 
 
 def test_a_crash_mid_batch_writes_nothing_and_the_retry_applies_everything_once(

@@ -57,13 +57,9 @@ def test_awards_and_deducts_move_balance_earned_and_spent_and_write_the_ledger()
     assert verdict.row.version == 2
     assert verdict.row.last_seen_at == "2026-02-15T00:00:00Z"
     assert verdict.row.created_at == "2026-02-14T10:00:00Z"
-    [entry] = verdict.ledger
-    assert (entry.transaction_id, entry.kind, entry.amount, entry.balance_after) == (
-        "tx2",
-        "deduct",
-        -30,
-        70,
-    )
+    [entry] = verdict.writes
+    assert entry.statement == "ledger_insert"
+    assert entry.params[2:8] == (2, 0, "tx2", "deduct", -30, 70)
 
 
 def test_a_commit_decided_on_an_older_version_is_a_conflict_and_changes_nothing() -> None:
@@ -71,7 +67,7 @@ def test_a_commit_decided_on_an_older_version_is_a_conflict_and_changes_nothing(
     verdict = apply_commit(row, commit(4, PointsAwarded("tx", 1, 11)), key_used=False)
     assert verdict.status == CONFLICT
     assert verdict.row is row
-    assert verdict.ledger == ()
+    assert verdict.writes == ()
 
 
 def test_a_commit_for_a_missing_participant_must_expect_version_zero() -> None:

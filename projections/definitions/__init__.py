@@ -1,0 +1,1 @@
+"""Admin definitions (tiers, badges, streaks, rewards, challenges, leaderboards, rules)."""

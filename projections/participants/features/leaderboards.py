@@ -1,0 +1,1 @@
+"""Fold of the leaderboards feature's events into the participant row and its tables (to be built)."""
