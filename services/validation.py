@@ -23,19 +23,30 @@ class ValidationFailed(Exception):
 
 
 @cache
-def validator(command: str) -> Draft202012Validator:
-    """The compiled validator of one command schema, e.g. ``points.award``."""
-    text = importlib.resources.files("schemas").joinpath("json", f"{command}.v1.json").read_bytes()
-    return Draft202012Validator(orjson.loads(text))
+def validator(command: str, partial: bool = False) -> Draft202012Validator:
+    """The compiled validator of a schema, e.g. ``points.award`` or ``definitions/tier``.
+
+    ``partial`` drops the top-level ``required`` list, for PATCH bodies.
+    """
+    parts = f"{command}.v1.json".split("/")
+    text = importlib.resources.files("schemas").joinpath("json", *parts).read_bytes()
+    schema = orjson.loads(text)
+    if partial:
+        schema.pop("required", None)
+    return Draft202012Validator(schema)
 
 
-def validate(command: str, body: Any, *, location: str = "body") -> dict[str, Any]:
+def validate(
+    command: str, body: Any, *, location: str = "body", partial: bool = False
+) -> dict[str, Any]:
     """Return ``body`` if it satisfies the command's schema, else raise ValidationFailed."""
     if _depth(body) > MAX_JSON_DEPTH:
         raise ValidationFailed(
             [_error([location], f"nested deeper than {MAX_JSON_DEPTH} levels", "value_error.depth")]
         )
-    errors = sorted(validator(command).iter_errors(body), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        validator(command, partial).iter_errors(body), key=lambda e: list(e.absolute_path)
+    )
     if errors:
         raise ValidationFailed(
             [

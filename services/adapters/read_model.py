@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from projections.definitions.queries import DefinitionQueries, DefinitionRow
 from projections.participants.queries import OutcomeRow, ParticipantQueries
+from services.definitions.domain import DefinitionState
 from services.participants.domain import ParticipantState
 from services.participants.ports import CommitOutcome
 
@@ -41,3 +43,22 @@ def _outcome(row: OutcomeRow | None) -> CommitOutcome | None:
     if row is None:
         return None
     return CommitOutcome(row.commit_id, row.status, row.command, row.events)
+
+
+class DefinitionStateReader:
+    """The admin handlers' DefinitionReader over the definitions read model."""
+
+    def __init__(self, queries: DefinitionQueries) -> None:
+        self.queries = queries
+
+    async def by_code(self, tenant: str, kind: str, code: str) -> DefinitionState | None:
+        return _definition(await asyncio.to_thread(self.queries.by_code, tenant, kind, code))
+
+    async def by_id(self, tenant: str, kind: str, id_: str) -> DefinitionState | None:
+        return _definition(await asyncio.to_thread(self.queries.by_id, tenant, kind, id_))
+
+
+def _definition(row: DefinitionRow | None) -> DefinitionState | None:
+    if row is None:
+        return None
+    return DefinitionState(row.version, row.id, row.code, row.body, row.is_active)

@@ -18,15 +18,18 @@ from aiohttp import web
 
 from projections import runner
 from projections.db import open_database
+from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
 from projections.progress import Progress
 from projections.sources import LogSource
-from services.adapters.read_model import ReadModelReader
+from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
 from services.api.keys import (
+    definition_queries_key,
+    definition_reader_key,
     deps_key,
     key_ring_key,
     lag_key,
@@ -94,6 +97,8 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     topic = app[settings_key].participant_events_topic
     app[store_key] = store
     app[queries_key] = queries
+    app[definition_queries_key] = DefinitionQueries(db)
+    app[definition_reader_key] = DefinitionStateReader(app[definition_queries_key])
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
     db.close()

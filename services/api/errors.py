@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from services.api.keys import settings_key
+from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import InsufficientPoints, ParticipantNotFound
 from services.participants.handlers import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     NotYetProjected,
 )
-from services.api.keys import settings_key
 from services.validation import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ class NotFound(Exception):
     """A read-model row the request names does not exist."""
 
 
+class Forbidden(Exception):
+    """The key is valid but lacks the scope the endpoint needs."""
+
+
 def error(status: int, detail: object, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
         {"detail": detail}, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
@@ -35,6 +40,10 @@ def error(status: int, detail: object, headers: dict[str, str] | None = None) ->
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (ParticipantNotFound, 404),
     (NotFound, 404),
+    (DefinitionNotFound, 404),
+    (Forbidden, 403),
+    (DuplicateCode, 409),
+    (CodeIsImmutable, 422),
     (InsufficientPoints, 400),
     (ConcurrencyConflict, 409),
     (IdempotencyKeyReused, 409),
@@ -48,7 +57,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ValidationFailed as exc:
         return error(422, exc.errors)
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
         limit = request.app[settings_key].max_body_bytes
         return error(413, f"Request body too large: at most {limit} bytes")
     except web.HTTPException as exc:

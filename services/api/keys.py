@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
+from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -17,3 +19,5 @@ queries_key = web.AppKey("queries_key", ParticipantQueries)
 progress_key = web.AppKey("progress_key", Progress)
 deps_key = web.AppKey("deps_key", Deps)
 lag_key = web.AppKey("lag_key", LagMonitor)
+definition_queries_key = web.AppKey("definition_queries_key", DefinitionQueries)
+definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReader)

@@ -16,8 +16,8 @@ from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, valid
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
-async def json_body(request: web.Request, command: str) -> dict[str, Any]:
-    """The request body validated against the command's schema."""
+async def json_body(request: web.Request, command: str | None) -> dict[str, Any]:
+    """The request body as a JSON object, validated against the command's schema if named."""
     raw = await request.read()
     try:
         body = orjson.loads(raw) if raw else None
@@ -25,7 +25,7 @@ async def json_body(request: web.Request, command: str) -> dict[str, Any]:
         raise web.HTTPBadRequest(text="Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="Request body must be a JSON object")
-    return validate(command, body)
+    return body if command is None else validate(command, body)
 
 
 def participant_id(request: web.Request) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import command_views, ops_views, query_views
+from services.api import admin_views, command_views, ops_views, query_views
 
 BASE = "/api/v1/gamify"
 
@@ -26,4 +26,9 @@ ROUTES = [
     ),
     web.post(f"{BASE}/points/award", command_views.award_points),
     web.post(f"{BASE}/points/deduct", command_views.deduct_points),
+    web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
+    web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
+    web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),
+    web.patch(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.update),
+    web.delete(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.delete),
 ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemas.events import Causation, Commit
+from schemas.events import PARTICIPANT, Causation, Commit, Event
 from services.participants.commands import COMMAND_NAMES, Command
-from services.participants.domain import Ids, decide
+from services.participants.domain import Ids, ParticipantState, decide
 from services.participants.locks import KeyedLocks
 from services.participants.ports import (
     CommitOutcome,
@@ -86,37 +86,72 @@ class Deps:
 
 
 async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
-    """Run ``command`` for ``ctx.tenant`` under the consistency model of DESIGN.md."""
+    """Run a participant ``command`` for ``ctx.tenant`` under the consistency model of DESIGN.md."""
     pid = command.participant_id
-    name = COMMAND_NAMES[type(command)]
-    async with deps.locks.hold((ctx.tenant, pid)):
+
+    async def load() -> tuple[ParticipantState | None, int]:
+        state = await deps.reader.get_state(ctx.tenant, pid)
+        return state, state.version if state else 0
+
+    def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
+        return decide(state, command, Ids(transaction_id=deps.new_id()))
+
+    return await run(deps, ctx, PARTICIPANT, pid, COMMAND_NAMES[type(command)], load, decide_on)
+
+
+async def run(
+    deps: Deps,
+    ctx: Context,
+    stream: str,
+    stream_id: str,
+    name: str,
+    load: Callable[[], Awaitable[tuple[Any, int]]],
+    decide_on: Callable[[Any, datetime], list[Event]],
+) -> Result:
+    """Decide on a stream's current state and append one commit; retry on conflicts.
+
+    ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision.
+    Commands on one stream are serialized in this process, so conflicts only come from others.
+    """
+    async with deps.locks.hold((ctx.tenant, stream, stream_id)):
         for _ in range(deps.max_attempts):
             if ctx.idempotency_key is not None:
-                original = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
+                original = await deps.reader.get_idempotent(
+                    ctx.tenant, stream_id, ctx.idempotency_key
+                )
                 if original is not None:
                     return _replay(original, name, ctx.idempotency_key)
-            state = await deps.reader.get_state(ctx.tenant, pid)
-            events = decide(state, command, Ids(transaction_id=deps.new_id()))
+            state, version = await load()
+            now = deps.clock()
+            events = decide_on(state, now)
             if not events:
                 return Result(events=[])
             commit = Commit(
                 commit_id=deps.new_id(),
                 tenant=ctx.tenant,
-                participant_id=pid,
-                expected_version=state.version if state else 0,
-                recorded_at=_iso(deps.clock()),
+                participant_id=stream_id,
+                expected_version=version,
+                recorded_at=iso(now),
                 causation=Causation(name, ctx.source, ctx.request_id, ctx.idempotency_key),
                 events=tuple(events),
+                stream=stream,
             )
             outcome = await _append_and_wait(deps, commit)
             if outcome.status == "applied":
                 return Result(events=outcome.events, commit_id=commit.commit_id)
             if outcome.status == "duplicate" and ctx.idempotency_key is not None:
-                original = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
+                original = await deps.reader.get_idempotent(
+                    ctx.tenant, stream_id, ctx.idempotency_key
+                )
                 if original is not None:
                     return _replay(original, name, ctx.idempotency_key)
             logger.info(
-                "commit %s for %s/%s: %s", commit.commit_id, ctx.tenant, pid, outcome.status
+                "commit %s for %s/%s/%s: %s",
+                commit.commit_id,
+                ctx.tenant,
+                stream,
+                stream_id,
+                outcome.status,
             )
         raise ConcurrencyConflict(deps.max_attempts)
 
@@ -137,5 +172,6 @@ def _replay(original: CommitOutcome, name: str, key: str) -> Result:
     return Result(events=original.events, commit_id=original.commit_id, replayed=True)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """The API's timestamp format: ISO-8601 UTC to the second, with Z."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,112 @@
+"""Admin API: definitions of every kind under /admin/{resource}; needs a key with the admin scope."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from services.api.errors import Forbidden, NotFound
+from services.api.keys import definition_queries_key, definition_reader_key, deps_key
+from services.api.middlewares import principal
+from services.api.requests import context, dumps, int_query, json_body
+from services.definitions.domain import KINDS, DefinitionNotFound
+from services.definitions.handlers import change_definition, create_definition
+from services.validation import ValidationFailed, validate
+
+
+def _kind(request: web.Request) -> str:
+    if not principal(request).admin:
+        raise Forbidden("This endpoint needs an API key with the admin scope")
+    resource = request.match_info["resource"]
+    if resource not in KINDS:
+        raise NotFound(f"Unknown admin resource: {resource}")
+    return KINDS[resource]
+
+
+async def list_definitions(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    page = int_query(request, "page", 1, 1, 1_000_000)
+    page_size = int_query(request, "page_size", 50, 1, 200)
+    raw = request.query.get("is_active")
+    if raw not in (None, "true", "false"):
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["query", "is_active"],
+                    "msg": "must be true or false",
+                    "type": "value_error.bool",
+                }
+            ]
+        )
+    is_active = None if raw is None else raw == "true"
+    found = await asyncio.to_thread(
+        request.app[definition_queries_key].page,
+        principal(request).tenant,
+        kind,
+        page,
+        page_size,
+        is_active,
+    )
+    return web.json_response(
+        {
+            request.match_info["resource"]: [d.as_json() for d in found.items],
+            "total": found.total,
+            "page": page,
+            "page_size": page_size,
+        },
+        dumps=dumps,
+    )
+
+
+async def create(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    body = validate(f"definitions/{kind}", await json_body(request, None))
+    ctx = context(request)
+    new_id = await create_definition(
+        request.app[deps_key], request.app[definition_reader_key], ctx, kind, body
+    )
+    return await _definition_response(request, kind, new_id, 201)
+
+
+async def get_definition(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    return await _definition_response(request, kind, request.match_info["id"], 200)
+
+
+async def update(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    changes = validate(f"definitions/{kind}", await json_body(request, None), partial=True)
+    await change_definition(
+        request.app[deps_key],
+        request.app[definition_reader_key],
+        context(request),
+        kind,
+        request.match_info["id"],
+        changes,
+    )
+    return await _definition_response(request, kind, request.match_info["id"], 200)
+
+
+async def delete(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    await change_definition(
+        request.app[deps_key],
+        request.app[definition_reader_key],
+        context(request),
+        kind,
+        request.match_info["id"],
+        None,
+    )
+    return await _definition_response(request, kind, request.match_info["id"], 200)
+
+
+async def _definition_response(
+    request: web.Request, kind: str, id_: str, status: int
+) -> web.Response:
+    found = await asyncio.to_thread(
+        request.app[definition_queries_key].by_id, principal(request).tenant, kind, id_
+    )
+    if found is None:
+        raise DefinitionNotFound(kind, id_)
+    return web.json_response(found.as_json(), status=status, dumps=dumps)

@@ -1,0 +1,1 @@
+"""Admin definitions: the catalog of tiers, badges, streaks, rewards, challenges, leaderboards, rules."""
