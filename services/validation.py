@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -78,3 +79,19 @@ def _depth(value: Any, level: int = 0) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level + 1)
     return level
+
+
+def normalize_timestamp(body: dict[str, Any], field: str = "timestamp", *,
+                        location: str = "body") -> dict[str, Any]:
+    """ISO-8601 ``body[field]`` as UTC with Z (a value without offset is taken as UTC)."""
+    raw = body.get(field)
+    if raw is None:
+        return body
+    try:
+        moment = datetime.fromisoformat(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed([_error([location, field], "must be an ISO-8601 date-time",
+                                       "value_error.datetime")]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return {**body, field: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -20,6 +20,7 @@ from schemas.events import (
     PointsAwarded,
     PointsDeducted,
 )
+from schemas.sections import fold
 
 APPLIED, CONFLICT, DUPLICATE = "applied", "conflict", "duplicate"
 
@@ -94,8 +95,9 @@ def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) 
 
 @singledispatch
 def evolve(event: Event, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    """Fold one event into the row; event types no module knows leave it unchanged."""
-    return row
+    """Fold one event into the row: engine events change its sections (schemas.sections)."""
+    sections = fold(event, row.sections, commit.recorded_at)
+    return row if sections is row.sections else replace(row, sections=sections)
 
 
 @singledispatch

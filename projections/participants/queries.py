@@ -91,6 +91,60 @@ class ParticipantQueries:
         ]
         return LedgerPage(entries, total)
 
+    def events(
+        self, tenant: str, participant_id: str, event_name: str | None, page: int, page_size: int
+    ) -> LedgerPage:
+        """A page of the participant's tracked events, newest first (optionally one name)."""
+        where = "tenant = ? AND participant_id = ?" + (" AND event_name = ?" if event_name else "")
+        params: tuple[Any, ...] = (tenant, participant_id) + ((event_name,) if event_name else ())
+        with self.db.transaction(commit=False) as c:
+            c.execute(self.sql(f"SELECT COUNT(*) FROM {{event_history}} WHERE {where}"), params)  # noqa: S608
+            total = row(c)[0]  # type: ignore[index]
+            c.execute(
+                self.sql(
+                    "SELECT event_id, event_name, properties, occurred_at, recorded_at "  # noqa: S608
+                    f"FROM {{event_history}} WHERE {where} "
+                    "ORDER BY occurred_at DESC, version DESC, idx DESC LIMIT ? OFFSET ?"
+                ),
+                (*params, page_size, (page - 1) * page_size),
+            )
+            found = rows(c)
+        entries = [
+            {
+                "id": r[0],
+                "event_name": r[1],
+                "properties": orjson.loads(r[2]),
+                "occurred_at": r[3],
+                "recorded_at": r[4],
+            }
+            for r in found
+        ]
+        return LedgerPage(entries, total)
+
+    def tier_history(self, tenant: str, participant_id: str) -> list[dict[str, Any]]:
+        """Every tier change of the participant, oldest first."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    "SELECT code, name, level, previous_code, manual, achieved_at "
+                    "FROM {tier_history} WHERE tenant = ? AND participant_id = ? "
+                    "ORDER BY version, idx"
+                ),
+                (tenant, participant_id),
+            )
+            found = rows(c)
+        return [
+            {
+                "code": r[0],
+                "name": r[1],
+                "level": r[2],
+                "previous_code": r[3],
+                "manual": bool(r[4]),
+                "achieved_at": r[5],
+            }
+            for r in found
+        ]
+
     def outcome(self, commit_id: str) -> OutcomeRow | None:
         found = self._one(
             "SELECT commit_id, status, command, events FROM {commit_outcomes} WHERE commit_id = ?",

@@ -8,14 +8,20 @@ from projections.definitions.queries import DefinitionQueries, DefinitionRow
 from projections.participants.queries import OutcomeRow, ParticipantQueries
 from services.definitions.domain import DefinitionState
 from services.participants.domain import ParticipantState
+from services.participants.engine import Catalog
 from services.participants.ports import CommitOutcome
 
 
 class ReadModelReader:
     """Runs the synchronous queries in worker threads and maps rows to domain types."""
 
-    def __init__(self, queries: ParticipantQueries) -> None:
+    def __init__(self, queries: ParticipantQueries, definitions: DefinitionQueries) -> None:
         self.queries = queries
+        self.definitions = definitions
+
+    async def get_catalog(self, tenant: str) -> Catalog:
+        rows = await asyncio.to_thread(self.definitions.active, tenant)
+        return Catalog.of((r.kind, r.id, r.code, r.body) for r in rows)
 
     async def get_state(self, tenant: str, participant_id: str) -> ParticipantState | None:
         row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)
@@ -27,6 +33,9 @@ class ReadModelReader:
             avatar_url=row.avatar_url,
             attributes=row.attributes,
             balance=row.balance,
+            total_earned=row.total_earned,
+            total_spent=row.total_spent,
+            sections=row.sections,
         )
 
     async def get_outcome(self, commit_id: str) -> CommitOutcome | None:

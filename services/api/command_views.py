@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from aiohttp import web
 
+from services.api.engine_views import moved
 from services.api.errors import NotFound
 from services.api.keys import deps_key, queries_key
+from services.api.query_views import catalog
 from services.api.representations import profile
 from services.api.requests import context, dumps, json_body, participant_id
 from services.participants.commands import from_body
@@ -36,8 +39,8 @@ async def award_points(request: web.Request) -> web.Response:
     ctx = context(request, body)
     command = from_body("points.award", body)
     result = await execute(request.app[deps_key], ctx, command)
-    moved = _points_moved(result, "PointsAwarded", command.participant_id)
-    return _json({**moved, "tier_upgrade": None}, result)
+    points = _points_moved(result, "PointsAwarded", command.participant_id)
+    return _json({**points, **moved(result)}, result)
 
 
 async def deduct_points(request: web.Request) -> web.Response:
@@ -71,4 +74,5 @@ async def _profile_response(
     row = await asyncio.to_thread(request.app[queries_key].participant, tenant, pid)
     if row is None:
         raise NotFound(f"Participant not found: {pid}")
-    return web.json_response(profile(row), status=status, dumps=dumps)
+    body = profile(row, await catalog(request), datetime.now(UTC))
+    return web.json_response(body, status=status, dumps=dumps)

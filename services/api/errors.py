@@ -10,7 +10,12 @@ from aiohttp import web
 
 from services.api.keys import settings_key
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
-from services.participants.domain import InsufficientPoints, ParticipantNotFound
+from services.participants.domain import (
+    InsufficientPoints,
+    ParticipantNotFound,
+    Refused,
+    UnknownDefinition,
+)
 from services.participants.handlers import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
@@ -45,6 +50,8 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (DuplicateCode, 409),
     (CodeIsImmutable, 422),
     (InsufficientPoints, 400),
+    (UnknownDefinition, 404),
+    (Refused, 409),
     (ConcurrencyConflict, 409),
     (IdempotencyKeyReused, 409),
     (NotYetProjected, 503),

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from projections.participants.queries import ParticipantRow
 from services.api.errors import NotFound
-from services.api.keys import queries_key
+from services.api.keys import deps_key, queries_key
 from services.api.middlewares import principal
 from services.api.representations import STATE_SECTIONS, points, profile, state
 from services.api.requests import dumps, int_query, participant_id
+from services.participants.engine import Catalog
 from services.validation import ValidationFailed
 
 
 async def get_participant(request: web.Request) -> web.Response:
-    return web.json_response(profile(await _row(request)), dumps=dumps)
+    row = await _row(request)
+    body = profile(row, await catalog(request), datetime.now(UTC))
+    return web.json_response(body, dumps=dumps)
 
 
 async def get_state(request: web.Request) -> web.Response:
     include = _include(request.query.get("include"))
-    return web.json_response(state(await _row(request), include), dumps=dumps)
+    row = await _row(request)
+    body = state(row, include, await catalog(request), datetime.now(UTC))
+    return web.json_response(body, dumps=dumps)
+
+
+async def catalog(request: web.Request) -> Catalog:
+    """The tenant's active definitions (next tier, unearned badges, streak rules ...)."""
+    return await request.app[deps_key].reader.get_catalog(principal(request).tenant)
 
 
 async def get_points(request: web.Request) -> web.Response:
@@ -46,6 +57,11 @@ async def get_transactions(request: web.Request) -> web.Response:
         },
         dumps=dumps,
     )
+
+
+async def row_of(request: web.Request) -> ParticipantRow:
+    """The participant named in the path, for the key's tenant; NotFound if unknown."""
+    return await _row(request)
 
 
 async def _row(request: web.Request) -> ParticipantRow:

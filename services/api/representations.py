@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from projections.participants.queries import ParticipantRow
+from services.api import sections
+from services.participants.engine import Catalog
 
 STATE_SECTIONS = ("points", "tier", "badges", "streaks", "challenges", "rewards")
 
@@ -17,7 +20,7 @@ def points(row: ParticipantRow) -> dict[str, int]:
     }
 
 
-def profile(row: ParticipantRow) -> dict[str, Any]:
+def profile(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:
     """The rich profile of GET /participants/{pid}; also the body of POST and PATCH."""
     return {
         "participant_id": row.participant_id,
@@ -25,9 +28,9 @@ def profile(row: ParticipantRow) -> dict[str, Any]:
         "avatar_url": row.avatar_url,
         "attributes": row.attributes,
         "points": points(row),
-        "tier": None,
-        "badges": [],
-        "streaks": None,
+        "tier": sections.tier_detail(row, catalog),
+        "badges": sections.earned_badges(row),
+        "streaks": sections.best_streak(row, catalog, now),
         "rewards_claimed": row.rewards_claimed,
         "total_events": row.total_events,
         "first_seen_at": row.created_at,
@@ -37,17 +40,26 @@ def profile(row: ParticipantRow) -> dict[str, Any]:
     }
 
 
-def state(row: ParticipantRow, include: tuple[str, ...]) -> dict[str, Any]:
+def state(
+    row: ParticipantRow, include: tuple[str, ...], catalog: Catalog, now: datetime
+) -> dict[str, Any]:
     """The unified state with the selected sections, in the reference's order."""
-    sections: dict[str, Any] = {
-        "points": points(row),
-        "tier": None,
-        "badges": [],
-        "streaks": None,
-        "challenges": {"active": 0, "completed": 0},
-        "rewards": {"total_claimed": row.rewards_claimed},
+    build = {
+        "points": lambda: points(row),
+        "tier": lambda: sections.tier_brief(row),
+        "badges": lambda: [
+            {"code": b["code"], "earned": b["earned"], "earned_at": b["earned_at"]}
+            for b in sections.all_badges(row, catalog)
+        ],
+        "streaks": lambda: _streak_brief(sections.best_streak(row, catalog, now)),
+        "challenges": lambda: sections.challenge_counts(row, catalog, now),
+        "rewards": lambda: {"total_claimed": row.rewards_claimed},
     }
     return {
         "participant_id": row.participant_id,
-        **{name: sections[name] for name in STATE_SECTIONS if name in include},
+        **{name: build[name]() for name in STATE_SECTIONS if name in include},
     }
+
+
+def _streak_brief(best: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if best is None else {"current": best["current"], "longest": best["longest"]}

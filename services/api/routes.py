@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import admin_views, command_views, ops_views, query_views
+from services.api import admin_views, command_views, engine_views, ops_views, query_views
 
 BASE = "/api/v1/gamify"
 
@@ -26,6 +26,13 @@ ROUTES = [
     ),
     web.post(f"{BASE}/points/award", command_views.award_points),
     web.post(f"{BASE}/points/deduct", command_views.deduct_points),
+    web.post(f"{BASE}/events", engine_views.track_event),
+    web.post(f"{BASE}/events/batch", engine_views.track_events),
+    web.get(f"{BASE}/participants/{{participant_id}}/events", engine_views.participant_events),
+    web.post(f"{BASE}/badges/award", engine_views.award_badge),
+    web.get(f"{BASE}/participants/{{participant_id}}/badges", engine_views.participant_badges),
+    web.post(f"{BASE}/tiers/assign", engine_views.assign_tier),
+    web.get(f"{BASE}/participants/{{participant_id}}/tier", engine_views.participant_tier),
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),

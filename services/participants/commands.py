@@ -49,8 +49,6 @@ class DeductPoints:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Command = RegisterParticipant | UpdateParticipant | AwardPoints | DeductPoints
-
 COMMAND_NAMES: dict[type, str] = {
     RegisterParticipant: "participants.register",
     UpdateParticipant: "participants.update",
@@ -59,7 +57,7 @@ COMMAND_NAMES: dict[type, str] = {
 }
 
 
-def from_body(name: str, body: dict[str, Any]) -> Command:
+def from_body(name: str, body: dict[str, Any]) -> Any:
     """Build the named command from a body already validated against its JSON Schema."""
     pid = body["participant_id"]
     if name in ("participants.register", "participants.update"):
@@ -73,4 +71,85 @@ def from_body(name: str, body: dict[str, Any]) -> Command:
     if name in ("points.award", "points.deduct"):
         cls_ = AwardPoints if name == "points.award" else DeductPoints
         return cls_(pid, body["amount"], body.get("reason"), body.get("metadata") or {})
+    if name == "events.track":
+        return TrackEvent(
+            pid, body["event_name"], body.get("properties") or {}, body.get("timestamp")
+        )
+    if name == "badges.award":
+        return AwardBadge(pid, body["badge_code"])
+    if name == "tiers.assign":
+        return AssignTier(pid, body["tier_code"])
+    if name == "streaks.record":
+        return RecordStreak(pid, body["streak_code"], body.get("timestamp"))
+    if name == "rewards.claim":
+        return ClaimReward(pid, body["reward_id"], bool(body.get("points_deduction", False)))
     raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """Record a custom event; rules and challenges react to it."""
+
+    participant_id: str
+    event_name: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwardBadge:
+    """Award a badge by code; a badge already earned is not earned again."""
+
+    participant_id: str
+    badge_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignTier:
+    """Put the participant in a tier by code (manual assignment)."""
+
+    participant_id: str
+    tier_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStreak:
+    """One tick of a streak at ``timestamp`` (default: now); deduplicated per period."""
+
+    participant_id: str
+    streak_code: str
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimReward:
+    """Claim a reward; ``code_value`` is the code reserved on the reward's stock, if any."""
+
+    participant_id: str
+    reward_id: str
+    points_deduction: bool = False
+    claim_id: str = ""
+    code_value: str | None = None
+
+
+COMMAND_NAMES.update(
+    {
+        TrackEvent: "events.track",
+        AwardBadge: "badges.award",
+        AssignTier: "tiers.assign",
+        RecordStreak: "streaks.record",
+        ClaimReward: "rewards.claim",
+    }
+)
+
+Command = (
+    RegisterParticipant
+    | UpdateParticipant
+    | AwardPoints
+    | DeductPoints
+    | TrackEvent
+    | AwardBadge
+    | AssignTier
+    | RecordStreak
+    | ClaimReward
+)

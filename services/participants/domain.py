@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.events import (
     Event,
     ParticipantProfileUpdated,
     ParticipantRegistered,
-    PointsAwarded,
     PointsDeducted,
 )
 from services.participants.commands import (
     UNSET,
     AwardPoints,
-    Command,
     DeductPoints,
     RegisterParticipant,
     UpdateParticipant,
 )
+from services.participants.engine import Catalog, Draft, settle
 
 
 class DomainError(Exception):
@@ -29,6 +30,17 @@ class DomainError(Exception):
 class ParticipantNotFound(DomainError):
     def __init__(self, participant_id: str) -> None:
         super().__init__(f"Participant not found: {participant_id}")
+
+
+class UnknownDefinition(DomainError):
+    """The command names a tier, badge, streak or reward that does not exist or is inactive."""
+
+    def __init__(self, kind: str, code: str) -> None:
+        super().__init__(f"{kind.capitalize()} not found: {code}")
+
+
+class Refused(DomainError):
+    """A rule refuses the command in the current state (a reward's cap or stock): 409."""
 
 
 class InsufficientPoints(DomainError):
@@ -45,53 +57,78 @@ class ParticipantState:
     avatar_url: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     balance: int = 0
+    total_earned: int = 0
+    total_spent: int = 0
+    sections: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class Ids:
-    """Identifiers made outside the domain (the domain makes no uuids)."""
+class Env:
+    """What a decision gets from outside: new ids, the time, the tenant's definitions."""
 
-    transaction_id: str
+    new_id: Callable[[], str]
+    now: datetime
+    catalog: Catalog = field(default_factory=Catalog)
+
+    @property
+    def at(self) -> str:
+        return self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def decide(state: ParticipantState | None, command: Command, ids: Ids) -> list[Event]:
-    """Return the events ``command`` produces on ``state`` (None: the participant does not exist)."""
+Decider = Callable[[Draft, Any], None]
+# Command type -> decider that adds its events to the draft (engine features register here).
+DECIDERS: dict[type, Decider] = {}
+
+
+def decider(command_type: type) -> Callable[[Decider], Decider]:
+    def register(fn: Decider) -> Decider:
+        DECIDERS[command_type] = fn
+        return fn
+
+    return register
+
+
+def decide(state: ParticipantState | None, command: Any, env: Env) -> list[Event]:
+    """Return the events ``command`` produces on ``state`` (None: the participant does not exist).
+
+    Profile commands change fields only; every other command runs its decider on a draft and
+    then the consequence rules (tiers, badges, ...), all in one list of events.
+    """
     if isinstance(command, RegisterParticipant):
         return _register(state, command)
     if isinstance(command, UpdateParticipant):
         if state is None:
             raise ParticipantNotFound(command.participant_id)
         return _update(state, command)
-    if isinstance(command, AwardPoints):
-        balance = state.balance if state else 0
-        return [
-            *_auto_create(state),
-            PointsAwarded(
-                transaction_id=ids.transaction_id,
-                amount=command.amount,
-                balance_after=balance + command.amount,
-                reason=command.reason,
-                metadata=command.metadata,
-            ),
-        ]
-    if isinstance(command, DeductPoints):
-        balance = state.balance if state else 0
-        if command.amount > balance:
-            raise InsufficientPoints(balance, command.amount)
-        return [
-            PointsDeducted(
-                transaction_id=ids.transaction_id,
-                amount=command.amount,
-                balance_after=balance - command.amount,
-                reason=command.reason,
-                metadata=command.metadata,
-            )
-        ]
-    raise TypeError(f"unknown command {command!r}")
+    fn = DECIDERS.get(type(command))
+    if fn is None:
+        raise TypeError(f"unknown command {command!r}")
+    draft = Draft(state, catalog=env.catalog, now=env.now, new_id=env.new_id, at=env.at)
+    fn(draft, command)
+    if draft.events:
+        settle(draft)
+    return draft.events
 
 
-def _auto_create(state: ParticipantState | None) -> list[Event]:
-    return [ParticipantRegistered(auto_created=True)] if state is None else []
+@decider(AwardPoints)
+def _award(draft: Draft, command: AwardPoints) -> None:
+    draft.ensure_exists()
+    draft.award(command.amount, command.reason, command.metadata)
+
+
+@decider(DeductPoints)
+def _deduct(draft: Draft, command: DeductPoints) -> None:
+    if command.amount > draft.balance:
+        raise InsufficientPoints(draft.balance, command.amount)
+    draft.add(
+        PointsDeducted(
+            transaction_id=draft.new_id(),
+            amount=command.amount,
+            balance_after=draft.balance - command.amount,
+            reason=command.reason,
+            metadata=command.metadata,
+        )
+    )
 
 
 def _register(state: ParticipantState | None, cmd: RegisterParticipant) -> list[Event]:

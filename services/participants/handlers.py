@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import services.participants.features  # noqa: F401 - registers the engine's deciders
 from schemas.events import PARTICIPANT, Causation, Commit, Event
-from services.participants.commands import COMMAND_NAMES, Command
-from services.participants.domain import Ids, ParticipantState, decide
+from services.participants.commands import (
+    COMMAND_NAMES,
+    Command,
+    RegisterParticipant,
+    UpdateParticipant,
+)
+from services.participants.domain import Env, ParticipantState, decide
+from services.participants.engine import Catalog
 from services.participants.locks import KeyedLocks
 from services.participants.ports import (
     CommitOutcome,
@@ -93,8 +100,11 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
         state = await deps.reader.get_state(ctx.tenant, pid)
         return state, state.version if state else 0
 
+    profile_only = isinstance(command, RegisterParticipant | UpdateParticipant)
+    catalog = Catalog() if profile_only else await deps.reader.get_catalog(ctx.tenant)
+
     def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
-        return decide(state, command, Ids(transaction_id=deps.new_id()))
+        return decide(state, command, Env(deps.new_id, now, catalog))
 
     return await run(deps, ctx, PARTICIPANT, pid, COMMAND_NAMES[type(command)], load, decide_on)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from schemas.events import Commit
 from schemas.log import LogPosition
 from services.participants.domain import ParticipantState
+from services.participants.engine import Catalog
 
 
 class EventLog(Protocol):
@@ -33,6 +34,10 @@ class ParticipantReader(Protocol):
 
     async def get_state(self, tenant: str, participant_id: str) -> ParticipantState | None:
         """The participant's state and version, or None if it does not exist."""
+        ...
+
+    async def get_catalog(self, tenant: str) -> Catalog:
+        """The tenant's active definitions."""
         ...
 
     async def get_outcome(self, commit_id: str) -> CommitOutcome | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from schemas.events import (
@@ -16,8 +18,9 @@ from services.participants.commands import (
     RegisterParticipant,
     UpdateParticipant,
 )
+import services.participants.features  # noqa: F401 - registers the deciders
 from services.participants.domain import (
-    Ids,
+    Env,
     InsufficientPoints,
     ParticipantNotFound,
     ParticipantState,
@@ -25,7 +28,7 @@ from services.participants.domain import (
     merge_attributes,
 )
 
-IDS = Ids(transaction_id="tx-1")
+IDS = Env(new_id=lambda: "tx-1", now=datetime(2026, 2, 14, 10, tzinfo=UTC))
 
 
 def test_registering_a_new_participant_records_its_profile() -> None:

@@ -1,1 +1,68 @@
-"""Fold of the events feature's events into the participant row and its tables (to be built)."""
+"""Event history: every tracked event, for GET /participants/{pid}/events; the total count."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+
+from projections.participants.projector import ParticipantRow, Write, evolve, writes_for
+from projections.participants.schema import Table, register_statement, register_table
+from schemas.events import Commit, EventTracked
+from schemas.sections import fold
+
+register_table(
+    Table(
+        "event_history",
+        """CREATE TABLE IF NOT EXISTS {event_history} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, version, idx))""",
+        ("tenant", "participant_id", "version", "idx"),
+        per_participant=True,
+    )
+)
+
+INSERT = register_statement(
+    "event_history_insert",
+    (
+        "INSERT INTO {event_history} (tenant, participant_id, version, idx, event_id, event_name, "
+        "properties, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+)
+
+
+@evolve.register
+def _(event: EventTracked, row: ParticipantRow, commit: Commit) -> ParticipantRow:
+    return replace(
+        row,
+        total_events=row.total_events + 1,
+        sections=fold(event, row.sections, commit.recorded_at),
+    )
+
+
+@writes_for.register
+def _(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+    return [
+        Write(
+            INSERT,
+            (
+                commit.tenant,
+                commit.participant_id,
+                commit.expected_version + 1,
+                idx,
+                event.event_id,
+                event.event_name,
+                orjson.dumps(event.properties).decode(),
+                event.occurred_at,
+                commit.recorded_at,
+            ),
+        )
+    ]

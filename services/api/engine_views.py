@@ -1,0 +1,203 @@
+"""Events, badges and tiers endpoints: commands through the engine, reads from read models."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from services.api import sections
+from services.api.keys import deps_key, queries_key
+from services.api.query_views import catalog, row_of
+from services.api.requests import context, dumps, int_query, json_body
+from services.participants.commands import from_body
+from services.participants.domain import DomainError
+from services.participants.handlers import Result, execute
+from services.validation import ValidationFailed, normalize_timestamp, validate
+
+MAX_BATCH = 100
+
+
+def moved(result: Result) -> dict[str, Any]:
+    """What a command's consequences did, for any write response."""
+    tier = result.event("TierChanged")
+    return {
+        "tier_upgrade": None
+        if tier is None or tier["manual"]
+        else {
+            "code": tier["code"],
+            "name": tier["name"],
+            "level": tier["level"],
+            "previous_code": tier["previous_code"],
+            "previous_level": tier["previous_level"],
+        },
+        "badges_unlocked": [
+            {"code": e["data"]["code"], "name": e["data"]["name"], "rarity": e["data"]["rarity"]}
+            for e in result.events
+            if e["type"] == "BadgeEarned"
+        ],
+    }
+
+
+async def track_event(request: web.Request) -> web.Response:
+    body = normalize_timestamp(await json_body(request, "events.track"))
+    result = await execute(
+        request.app[deps_key], context(request, body), from_body("events.track", body)
+    )
+    return web.json_response(_event_answer(result), dumps=dumps)
+
+
+def _event_answer(result: Result) -> dict[str, Any]:
+    tracked = result.event("EventTracked") or {}
+    awarded = sum(e["data"]["amount"] for e in result.events if e["type"] == "PointsAwarded")
+    return {
+        "event_id": tracked.get("event_id"),
+        "fact_id": result.commit_id,
+        "status": "processed",
+        "points_awarded": awarded,
+        **moved(result),
+    }
+
+
+async def track_events(request: web.Request) -> web.Response:
+    """Up to 100 events; each is its own command, so one failure does not undo the others."""
+    body = await json_body(request, None)
+    items = body.get("events")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["body", "events"],
+                    "type": "value_error.list",
+                    "msg": f"must be a list of 1 to {MAX_BATCH} events",
+                }
+            ]
+        )
+    results = await asyncio.gather(*[_one_event(request, i, item) for i, item in enumerate(items)])
+    ok = sum(1 for r in results if r["success"])
+    return web.json_response(
+        {"results": results, "total": len(results), "succeeded": ok, "failed": len(results) - ok},
+        dumps=dumps,
+    )
+
+
+async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, Any]:
+    try:
+        if not isinstance(item, dict):
+            raise ValidationFailed(
+                [
+                    {
+                        "loc": ["body", "events", index],
+                        "msg": "must be an object",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        body = normalize_timestamp(validate("events.track", item, location=f"events[{index}]"))
+        ctx = context(request, body)
+        ctx = type(ctx)(ctx.tenant, ctx.source, ctx.request_id, body.get("idempotency_key"))
+        result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
+    except ValidationFailed as exc:
+        return {"index": index, "success": False, "error": exc.errors}
+    except DomainError as exc:
+        return {"index": index, "success": False, "error": str(exc)}
+    return {
+        "index": index,
+        "success": True,
+        "participant_id": body["participant_id"],
+        **_event_answer(result),
+    }
+
+
+async def participant_events(request: web.Request) -> web.Response:
+    row = await row_of(request)
+    page = int_query(request, "page", 1, 1, 1_000_000)
+    page_size = int_query(request, "page_size", 20, 1, 100)
+    name = request.query.get("event_name") or None
+    found = await asyncio.to_thread(
+        request.app[queries_key].events, row.tenant, row.participant_id, name, page, page_size
+    )
+    return web.json_response(
+        {
+            "participant_id": row.participant_id,
+            "events": found.entries,
+            "total": found.total,
+            "page": page,
+            "page_size": page_size,
+        },
+        dumps=dumps,
+    )
+
+
+async def award_badge(request: web.Request) -> web.Response:
+    body = await json_body(request, "badges.award")
+    ctx = context(request)  # natural key (participant, badge): no Idempotency-Key
+    ctx = type(ctx)(ctx.tenant, ctx.source, ctx.request_id, None)
+    result = await execute(request.app[deps_key], ctx, from_body("badges.award", body))
+    row = await asyncio.to_thread(
+        request.app[queries_key].participant, ctx.tenant, body["participant_id"]
+    )
+    badge = (row.section("badges", {}) if row else {}).get(body["badge_code"], {})
+    earned_now = result.event("BadgeEarned") is not None
+    return web.json_response(
+        {
+            "participant_id": body["participant_id"],
+            "badge_code": body["badge_code"],
+            "name": badge.get("name"),
+            "rarity": badge.get("rarity"),
+            "earned_at": badge.get("earned_at"),
+            "already_earned": not earned_now,
+            **moved(result),
+        },
+        dumps=dumps,
+    )
+
+
+async def participant_badges(request: web.Request) -> web.Response:
+    row = await row_of(request)
+    listed = sections.all_badges(row, await catalog(request))
+    if request.query.get("earned_only", "false").lower() in ("1", "true", "yes"):
+        listed = [b for b in listed if b["earned"]]
+    codes = request.query.get("badge_codes")
+    if codes:
+        wanted = {c.strip() for c in codes.split(",") if c.strip()}
+        listed = [b for b in listed if b["code"] in wanted]
+    return web.json_response({"participant_id": row.participant_id, "badges": listed}, dumps=dumps)
+
+
+async def assign_tier(request: web.Request) -> web.Response:
+    body = await json_body(request, "tiers.assign")
+    ctx = context(request, body)
+    result = await execute(request.app[deps_key], ctx, from_body("tiers.assign", body))
+    row = await asyncio.to_thread(
+        request.app[queries_key].participant, ctx.tenant, body["participant_id"]
+    )
+    changed = result.event("TierChanged")
+    return web.json_response(
+        {
+            "participant_id": body["participant_id"],
+            "tier": sections.tier_brief(row) if row else None,
+            "previous_tier": changed["previous_code"] if changed else None,
+            "changed": changed is not None,
+        },
+        dumps=dumps,
+    )
+
+
+async def participant_tier(request: web.Request) -> web.Response:
+    row = await row_of(request)
+    cat = await catalog(request)
+    history = await asyncio.to_thread(
+        request.app[queries_key].tier_history, row.tenant, row.participant_id
+    )
+    return web.json_response(
+        {
+            "participant_id": row.participant_id,
+            "lifetime_points": row.total_earned,
+            "current_tier": sections.tier_current(row),
+            "next_tier": sections.next_tier(row, cat),
+            "history": history,
+        },
+        dumps=dumps,
+    )

@@ -1,0 +1,10 @@
+"""Engine features: each module registers its command deciders and consequence rules."""
+
+from services.participants.features import (  # noqa: F401 - imported to register
+    badges,
+    challenges,
+    events,
+    rewards,
+    streaks,
+    tiers,
+)

@@ -1,0 +1,1 @@
+"""Rewards: claims with per-participant caps and optional points deduction (to be built)."""
