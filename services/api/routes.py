@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api import admin_views, command_views, engine_views, ops_views, query_views
+from services.api import (
+    admin_views,
+    challenge_views,
+    command_views,
+    engine_views,
+    leaderboard_views,
+    ops_views,
+    query_views,
+    reward_views,
+    streak_views,
+)
 
 BASE = "/api/v1/gamify"
 
@@ -38,4 +48,8 @@ ROUTES = [
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),
     web.patch(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.update),
     web.delete(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.delete),
+    *streak_views.ROUTES,
+    *challenge_views.ROUTES,
+    *reward_views.ROUTES,
+    *leaderboard_views.ROUTES,
 ]

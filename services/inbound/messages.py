@@ -9,9 +9,19 @@ from typing import Any
 import orjson
 
 from services.participants.commands import Command, from_body
-from services.validation import ValidationFailed, validate
+from services.validation import ValidationFailed, normalize_timestamp, validate
 
-COMMANDS = ("participants.register", "participants.update", "points.award", "points.deduct")
+COMMANDS = (
+    "participants.register",
+    "participants.update",
+    "points.award",
+    "points.deduct",
+    "events.track",
+    "badges.award",
+    "tiers.assign",
+    "streaks.record",
+    "rewards.claim",
+)
 
 
 class Rejected(Exception):
@@ -55,6 +65,7 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
         raise Rejected("schema", "participant_id: a string is required")
     try:
         validate(name, body, location="message")
+        body = normalize_timestamp(body, location="message")
     except ValidationFailed as exc:
         raise Rejected("schema", "; ".join(_describe(e) for e in exc.errors)) from None
     return InboundCommand(tenant, name, from_body(name, body), body.get("idempotency_key"))
