@@ -45,6 +45,8 @@ def apply_definition(row: DefinitionRow | None, commit: Commit) -> tuple[str, De
     """Fold ``commit`` if it was decided on the row's version; else a conflict."""
     if commit.expected_version != (row.version if row else 0):
         return CONFLICT, row
+    if not commit.events:
+        return APPLIED, row
     kind, _, code = commit.participant_id.partition(":")
     current = row or DefinitionRow(commit.tenant, kind, code)
     for event in commit.events:

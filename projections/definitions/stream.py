@@ -78,7 +78,7 @@ class DefinitionStream:
     def apply(self, commit: Commit, *, key_used: bool) -> tuple[str, list[Write]]:
         ident = (commit.tenant, commit.participant_id)
         status, row = apply_definition(self.rows.get(ident), commit)
-        if status == "applied":
+        if status == "applied" and row is not None:
             self.rows[ident] = row
             self.dirty.add(ident)
         return status, []

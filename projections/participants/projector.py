@@ -82,6 +82,8 @@ def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) 
     version = row.version if row is not None else 0
     if commit.expected_version != version:
         return Verdict(CONFLICT, row)
+    if not commit.events:  # a keyed command that changed nothing: only its key is recorded
+        return Verdict(APPLIED, row)
     current = row or ParticipantRow(
         commit.tenant, commit.participant_id, created_at=commit.recorded_at
     )

@@ -20,6 +20,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 import projections.definitions.stream  # noqa: F401 - registers the definition stream
 import projections.participants.features  # noqa: F401 - registers the engine features
 import projections.participants.stream  # noqa: F401 - registers the participant stream
+import projections.rewards.stream  # noqa: F401 - registers the reward stock stream
 from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Write
 from projections.participants.schema import STATEMENTS, TABLES, table_names
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 PROJECTION = "participants"
 CHUNK = 300  # keys per IN (...) list
+SCHEMA_LOCK = 0x67616D6966  # advisory lock id of read-model DDL ("gamif")
 
 __all__ = [
     "PROJECTION",
@@ -161,6 +163,16 @@ class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
     """The store in PostgreSQL (shared by many processes)."""
 
     recorder_kwargs = {"tracking_table_name": "tracking"}
+
+    def create_table(self) -> None:
+        # CREATE TABLE IF NOT EXISTS is not safe when processes start at once on a fresh schema
+        # (they collide in pg_type); an advisory lock held for the duration serializes them.
+        with self.db.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def _lock_position(self, c: Any, name: str) -> int:
         # Under READ COMMITTED two workers that both own a partition for a moment (a rebalance)

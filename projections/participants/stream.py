@@ -33,7 +33,7 @@ class ParticipantStream:
     def apply(self, commit: Commit, *, key_used: bool) -> tuple[str, list[Write]]:
         ident = (commit.tenant, commit.participant_id)
         verdict = apply_commit(self.rows.get(ident), commit, key_used=key_used)
-        if verdict.status == APPLIED:
+        if verdict.status == APPLIED and verdict.row is not None:
             self.rows[ident] = verdict.row
             self.dirty.add(ident)
         return verdict.status, list(verdict.writes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Container
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from services import metrics
 from services.inbound.messages import Rejected, parse
+from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
 from services.participants.handlers import (
     ConcurrencyConflict,
@@ -19,7 +21,10 @@ from services.participants.handlers import (
     Deps,
     IdempotencyKeyReused,
     execute,
+    record_refusal,
 )
+from services.rewards.handlers import RefusedEarlier, claim_reward
+from services.rewards.ports import StockReader
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +54,10 @@ class InboundProcessor:
         *,
         group_id: str,
         session_timeout_ms: int = 10_000,
+        rewards: StockReader | None = None,
     ) -> None:
         self.deps = deps
+        self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
         self.topics = topics
         self.tenants = tenants
         self.consumer = AIOKafkaConsumer(
@@ -108,12 +115,18 @@ class InboundProcessor:
         except Rejected as rejected:
             await self.dead_letter(record, rejected.kind, rejected.reason)
         except (DomainError, IdempotencyKeyReused) as exc:
+            if isinstance(exc, DomainError):
+                await record_refusal(self.deps, ctx, message.command)
             await self.dead_letter(record, "rejected", str(exc))
 
     async def _execute(self, ctx: Context, command: object) -> None:
         for attempt in range(3):
             try:
-                await execute(self.deps, ctx, command)  # type: ignore[arg-type]
+                if isinstance(command, ClaimReward) and self.rewards is not None:
+                    with suppress(RefusedEarlier):  # a redelivery of a dead-lettered claim
+                        await claim_reward(self.deps, self.rewards, ctx, command)
+                else:
+                    await execute(self.deps, ctx, command)  # type: ignore[arg-type]
                 return
             except ConcurrencyConflict:
                 if attempt == 2:

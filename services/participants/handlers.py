@@ -109,6 +109,23 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
     return await run(deps, ctx, PARTICIPANT, pid, COMMAND_NAMES[type(command)], load, decide_on)
 
 
+async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
+    """Remember that a keyed command was refused, so a redelivery replays the refusal.
+
+    Used by the inbound processor: a dead-lettered message must not apply when the same
+    message is delivered again after the participant's state changed.
+    """
+    if ctx.idempotency_key is None:
+        return
+
+    async def load() -> tuple[ParticipantState | None, int]:
+        state = await deps.reader.get_state(ctx.tenant, command.participant_id)
+        return state, state.version if state else 0
+
+    await run(deps, ctx, PARTICIPANT, command.participant_id, COMMAND_NAMES[type(command)], load,
+              lambda state, now: [])
+
+
 async def run(
     deps: Deps,
     ctx: Context,
@@ -134,8 +151,11 @@ async def run(
             state, version = await load()
             now = deps.clock()
             events = decide_on(state, now)
-            if not events:
+            if not events and ctx.idempotency_key is None:
                 return Result(events=[])
+            # A keyed command that changes nothing still leaves a commit (with no events): its
+            # key then maps to "nothing happened", so a later retry or redelivery replays that
+            # instead of deciding again on newer state.
             commit = Commit(
                 commit_id=deps.new_id(),
                 tenant=ctx.tenant,

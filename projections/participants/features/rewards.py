@@ -1,1 +1,76 @@
-"""Fold of the rewards feature's events into the participant row and its tables (to be built)."""
+"""Reward claims: one row per claim for GET /participants/{pid}/rewards; the claim counters.
+
+``RewardClaimed`` adds 1 to the row's ``rewards_claimed`` (profile ``rewards_claimed``, state
+``rewards.total_claimed``) and to ``sections["reward_claims"][reward_id]`` (the per-reward cap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from projections.participants.projector import ParticipantRow, Write, evolve, writes_for
+from projections.participants.schema import Table, register_statement, register_table
+from schemas.events import Commit, RewardClaimed
+from schemas.sections import fold
+
+CLAIM_COLUMNS = (
+    "tenant, participant_id, version, idx, claim_id, reward_id, name, type, code, "
+    "points_deducted, claimed_at"
+)
+
+register_table(
+    Table(
+        "reward_claims",
+        """CREATE TABLE IF NOT EXISTS {reward_claims} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    claim_id TEXT NOT NULL,
+    reward_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    code TEXT,
+    points_deducted BIGINT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, version, idx))""",
+        ("tenant", "participant_id", "version", "idx"),
+        per_participant=True,
+    )
+)
+
+INSERT = register_statement(
+    "reward_claim_insert",
+    f"INSERT INTO {{reward_claims}} ({CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+)
+
+
+@evolve.register
+def _(event: RewardClaimed, row: ParticipantRow, commit: Commit) -> ParticipantRow:
+    return replace(
+        row,
+        rewards_claimed=row.rewards_claimed + 1,
+        sections=fold(event, row.sections, commit.recorded_at),
+    )
+
+
+@writes_for.register
+def _(event: RewardClaimed, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+    return [
+        Write(
+            INSERT,
+            (
+                commit.tenant,
+                commit.participant_id,
+                commit.expected_version + 1,
+                idx,
+                event.claim_id,
+                event.reward_id,
+                event.reward_name,
+                event.reward_type,
+                event.code_value,
+                event.points_deducted,
+                commit.recorded_at,
+            ),
+        )
+    ]
