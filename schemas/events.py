@@ -125,6 +125,7 @@ class StreakExtended(Event):
     freezes_used: int = 0
     freezes_available: int = 0
     freezes_granted_through: str | None = None
+    new_record: bool = False  # ``count`` beat the previous ``longest`` (a tie is no record)
 
 
 @dataclass(frozen=True, slots=True)

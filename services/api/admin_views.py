@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -59,9 +60,28 @@ async def list_definitions(request: web.Request) -> web.Response:
     )
 
 
+def _checked(kind: str, body: dict[str, object]) -> dict[str, object]:
+    """Checks a JSON Schema cannot express: a streak's time zone must be a real IANA zone."""
+    zone = body.get("timezone")
+    if kind == "streak" and zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationFailed(
+                [
+                    {
+                        "loc": ["body", "timezone"],
+                        "type": "value_error.timezone",
+                        "msg": f"unknown IANA time zone {zone!r}",
+                    }
+                ]
+            ) from None
+    return body
+
+
 async def create(request: web.Request) -> web.Response:
     kind = _kind(request)
-    body = validate(f"definitions/{kind}", await json_body(request, None))
+    body = _checked(kind, validate(f"definitions/{kind}", await json_body(request, None)))
     ctx = context(request)
     new_id = await create_definition(
         request.app[deps_key], request.app[definition_reader_key], ctx, kind, body
@@ -76,7 +96,9 @@ async def get_definition(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     kind = _kind(request)
-    changes = validate(f"definitions/{kind}", await json_body(request, None), partial=True)
+    changes = _checked(
+        kind, validate(f"definitions/{kind}", await json_body(request, None), partial=True)
+    )
     await change_definition(
         request.app[deps_key],
         request.app[definition_reader_key],
