@@ -34,6 +34,23 @@ class Database:
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Any]:
+        """A transaction; on SQLite a writing one starts with BEGIN IMMEDIATE.
+
+        A deferred BEGIN that reads first and writes later cannot upgrade while another
+        process writes, and SQLite then fails at once ("database is locked") instead of waiting;
+        taking the write lock up front makes it wait out the busy timeout like any writer.
+        """
+        if self.kind == "sqlite" and commit:
+            with self.datastore.get_connection(commit=True) as conn:
+                cursor = conn.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            return
         with self.datastore.transaction(commit=commit) as c:
             yield c
 

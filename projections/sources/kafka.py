@@ -244,25 +244,28 @@ class KafkaEndOffsets:
         self, bootstrap_servers: str, topic: str, *, client_id: str = "gamify-lag"
     ) -> None:
         self.topic = topic
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, enable_auto_commit=False
-        )
-        self._started = False
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
 
     async def __call__(self) -> dict[int, int]:
-        if not self._started:
-            await self._consumer.start()
-            self._started = True
+        if self._consumer is None:  # made on first use: aiokafka needs a running loop
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        consumer = self._consumer
         # topics() refreshes metadata for all topics without naming ours (no auto-creation).
-        if self.topic not in await self._consumer.topics():
+        if self.topic not in await consumer.topics():
             return {}
-        partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        found = await self._consumer.end_offsets(
-            [TopicPartition(self.topic, p) for p in partitions]
-        )
+        partitions = consumer.partitions_for_topic(self.topic) or set()
+        found = await consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
         return {tp.partition: offset for tp, offset in found.items()}
 
     async def stop(self) -> None:
-        if self._started:
-            await self._consumer.stop()
-            self._started = False
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
