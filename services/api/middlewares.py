@@ -12,7 +12,7 @@ from services.api.keys import key_ring_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 principal_key = web.RequestKey("principal_key", Principal)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/gamify/openapi.json"})
 
 
 @web.middleware

@@ -8,6 +8,7 @@ from services.api import (
     admin_views,
     challenge_views,
     command_views,
+    docs_views,
     engine_views,
     leaderboard_views,
     ops_views,
@@ -22,6 +23,7 @@ OPS_ROUTES = [
     web.get("/healthz", ops_views.healthz),
     web.get("/readyz", ops_views.readyz),
     web.get("/metrics", ops_views.prometheus),
+    *docs_views.ROUTES,
 ]
 
 ROUTES = [
