@@ -20,9 +20,11 @@ from projections import runner
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
+from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
 from projections.progress import Progress
+from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.api.auth import KeyRing
@@ -33,8 +35,11 @@ from services.api.keys import (
     deps_key,
     key_ring_key,
     lag_key,
+    leaderboard_queries_key,
     progress_key,
     queries_key,
+    reward_queries_key,
+    reward_stock_key,
     settings_key,
 )
 from services.api.middlewares import auth_middleware
@@ -42,6 +47,7 @@ from services.api.ops_views import metrics_middleware
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
+from services.rewards.reader import RewardStockReader
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,9 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[queries_key] = queries
     app[definition_queries_key] = DefinitionQueries(db)
     app[definition_reader_key] = DefinitionStateReader(app[definition_queries_key])
+    app[leaderboard_queries_key] = LeaderboardQueries(db)
+    app[reward_queries_key] = RewardQueries(db)
+    app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
     db.close()
@@ -200,6 +209,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         app[key_ring_key].tenants,
         group_id=f"{settings.kafka_topic_prefix}inbound",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        rewards=app[reward_stock_key],
     )
     async with _background(processor.run, "gamify-inbound", restart=True):
         yield

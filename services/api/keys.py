@@ -6,12 +6,15 @@ from aiohttp import web
 
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
+from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
+from projections.rewards.queries import RewardQueries
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
 from services.config import Settings
 from services.participants.handlers import Deps
+from services.rewards.reader import RewardStockReader
 
 settings_key = web.AppKey("settings_key", Settings)
 key_ring_key = web.AppKey("key_ring_key", KeyRing)
@@ -21,3 +24,6 @@ deps_key = web.AppKey("deps_key", Deps)
 lag_key = web.AppKey("lag_key", LagMonitor)
 definition_queries_key = web.AppKey("definition_queries_key", DefinitionQueries)
 definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReader)
+reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
+reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
+leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)

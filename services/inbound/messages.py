@@ -63,6 +63,8 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
         raise Rejected("unknown_tenant", f"unknown tenant {tenant!r}")
     if not isinstance(body.get("participant_id"), str):
         raise Rejected("schema", "participant_id: a string is required")
+    if name == "rewards.claim" and not isinstance(body.get("reward_id"), str):
+        raise Rejected("schema", "reward_id: a string is required")
     try:
         validate(name, body, location="message")
         body = normalize_timestamp(body, location="message")

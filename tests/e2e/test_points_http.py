@@ -8,7 +8,14 @@ import uuid
 import pytest
 
 ACME, GLOBEX, ADMIN = "key-acme", "key-globex", "key-admin"  # keys configured by conftest
-AWARD_KEYS = {"transaction_id", "participant_id", "amount", "new_balance", "tier_upgrade"}
+AWARD_KEYS = {
+    "transaction_id",
+    "participant_id",
+    "amount",
+    "new_balance",
+    "tier_upgrade",
+    "badges_unlocked",
+}
 
 
 def pid_() -> str:

@@ -1,0 +1,1 @@
+"""Rewards: the code stock stream's decisions and the claim saga across two streams."""
