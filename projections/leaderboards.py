@@ -1,8 +1,10 @@
 """Leaderboard reads over the scores table: the top N, one participant's rank, rank changes.
 
-Ranking (the same in SQL and in ``ranking_key``): higher score first; on equal scores the
-participant who reached the score first (earlier ``changed_at``) ranks higher; then participant
-id ascending. Ranks are positions 1..N, never shared.
+Ranking: higher score first; on equal scores the participant who reached the score first
+(earlier ``changed_at``) ranks higher; then participant id ascending. Ranks are positions 1..N,
+never shared. Text is compared by the database (SQLite: byte order; PostgreSQL: the column's
+collation, byte order under ``C``), so every ordering here is done in SQL; ``ranking_key`` is
+the same rule in Python under byte order.
 
 Every read names one partition ``(tenant, metric, period, period_key)`` of the primary key, and
 uses the ``_rank`` unique constraint (that partition, then ``score, changed_at,
@@ -254,11 +256,12 @@ class LeaderboardQueries:
         c.execute(
             self.sql(
                 "SELECT participant_id, score, changed_at FROM {leaderboard_scores} "  # noqa: S608
-                f"WHERE {PARTITION} AND participant_id IN ({marks})"
+                f"WHERE {PARTITION} AND participant_id IN ({marks}) "
+                "ORDER BY score DESC, changed_at, participant_id"
             ),
             (*part, *pids),
         )
-        found = sorted(rows(c), key=lambda f: ranking_key(f[1], f[2], f[0]))
+        found = rows(c)  # in rank order, by the database's own text comparison
         pieces: list[tuple[int, str, tuple[Any, ...]]] = []
         for i, (pid, score, changed_at) in enumerate(found):
             if i == 0:

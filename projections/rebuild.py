@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,7 @@ def swap_in(
     for name in tables.names:
         c.execute(f"DROP TABLE IF EXISTS {name}")
         c.execute(f"ALTER TABLE {name}{suffix} RENAME TO {name}")
-        if db.kind == "postgres":
-            c.execute(f"ALTER INDEX IF EXISTS {name}{suffix}_pkey RENAME TO {name}_pkey")
+        rename_indexes(db, c, name, suffix)
     c.execute(db.sql("DELETE FROM tracking WHERE application_name LIKE ?"), (f"{live_prefix}:%",))
     c.execute(
         db.sql(
@@ -62,6 +62,46 @@ def swap_in(
         ),
         (live_prefix, len(rebuilt_prefix) + 1, f"{rebuilt_prefix}:%"),
     )
+
+
+def rename_indexes(db: Database, c: Any, name: str, suffix: str) -> None:
+    """Give table ``name``'s indexes named ``<name><suffix>_x`` their live names ``<name>_x``.
+
+    PostgreSQL keeps index names across a table rename (the primary key ``_pkey`` and named
+    constraints such as ``_rank``), so the next rebuild could not create them again. SQLite
+    renames its automatic indexes with the table; an explicit ``CREATE INDEX`` is created again
+    under the live name (SQLite cannot rename an index).
+    """
+    if not suffix:
+        return
+    old = f"{name}{suffix}_"
+    if db.kind == "postgres":
+        c.execute(
+            "SELECT indexname FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = %s",
+            (name,),
+        )
+        for (index,) in rows(c):
+            if index.startswith(old):
+                c.execute(f'ALTER INDEX "{index}" RENAME TO "{name}_{index[len(old) :]}"')
+        return
+    c.execute(
+        "SELECT name, sql FROM sqlite_master "
+        "WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (name,),
+    )
+    for index, sql in rows(c):
+        if index.startswith(old):
+            new = f"{name}_{index[len(old) :]}"
+            created = re.sub(
+                rf'(INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?)"?{re.escape(index)}"?',
+                rf'\g<1>"{new}"',
+                sql,
+                count=1,
+                flags=re.IGNORECASE,
+            )
+            c.execute(f'DROP INDEX "{index}"')
+            c.execute(created)
 
 
 def keyed_rows(c: Any, table: str, keys: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:

@@ -1,11 +1,12 @@
 """Pure fold of participant commits into the participant row and row writes, with the version check.
 
 Feature modules (``projections/participants/features``) register ``evolve`` for their events
-(what the participant row becomes) and ``writes_for`` (rows of their own tables).
+(what the participant row becomes) and ``writer`` (rows of their own tables).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Any
@@ -102,10 +103,24 @@ def evolve(event: Event, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return row if sections is row.sections else replace(row, sections=sections)
 
 
-@singledispatch
+Writer = Callable[[Any, ParticipantRow, Commit, int], list[Write]]
+# Event type -> every feature's writer for it (several features may write rows for one event).
+WRITERS: dict[type[Event], list[Writer]] = {}
+
+
+def writer(event_type: type[Event]) -> Callable[[Writer], Writer]:
+    """Register ``fn(event, row, commit, idx)`` as one more writer of ``event_type``."""
+
+    def register(fn: Writer) -> Writer:
+        WRITERS.setdefault(event_type, []).append(fn)
+        return fn
+
+    return register
+
+
 def writes_for(event: Event, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     """Rows of other tables one event writes (``row`` is the participant after the event)."""
-    return []
+    return [w for fn in WRITERS.get(type(event), ()) for w in fn(event, row, commit, idx)]
 
 
 @evolve.register
@@ -139,13 +154,17 @@ def _(event: PointsDeducted, row: ParticipantRow, commit: Commit) -> Participant
     )
 
 
-@writes_for.register
-def _(event: PointsAwarded, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+@writer(PointsAwarded)
+def _ledger_award(
+    event: PointsAwarded, row: ParticipantRow, commit: Commit, idx: int
+) -> list[Write]:
     return [_ledger(commit, idx, event.transaction_id, "award", event.amount, event)]
 
 
-@writes_for.register
-def _(event: PointsDeducted, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+@writer(PointsDeducted)
+def _ledger_deduct(
+    event: PointsDeducted, row: ParticipantRow, commit: Commit, idx: int
+) -> list[Write]:
     return [_ledger(commit, idx, event.transaction_id, "deduct", -event.amount, event)]
 
 

@@ -8,7 +8,9 @@ imports them all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,16 @@ def register_table(table: Table) -> Table:
 def register_statement(name: str, sql: str) -> str:
     STATEMENTS[name] = sql
     return name
+
+
+# Statement name -> how to combine a batch's parameter rows into fewer, same-effect rows.
+MERGES: dict[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]] = {}
+
+
+def register_merge(
+    statement: str, merge: Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+) -> None:
+    MERGES[statement] = merge
 
 
 def table_names(suffix: str = "") -> dict[str, str]:

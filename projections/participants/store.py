@@ -23,7 +23,7 @@ import projections.participants.stream  # noqa: F401 - registers the participant
 import projections.rewards.stream  # noqa: F401 - registers the reward stock stream
 from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Write
-from projections.participants.schema import STATEMENTS, TABLES, table_names
+from projections.participants.schema import MERGES, STATEMENTS, TABLES, table_names
 from projections.participants.stream import row_from_db, row_to_db
 from projections.streams import STREAMS, StreamProjection
 from schemas.codec import CodecError, decode, encode_event
@@ -308,4 +308,5 @@ class _Batch:
         for write in self.writes:
             grouped.setdefault(write.statement, []).append(write.params)
         for statement, params in grouped.items():
-            self.c.executemany(self.sql(STATEMENTS[statement]), params)
+            merge = MERGES.get(statement)
+            self.c.executemany(self.sql(STATEMENTS[statement]), merge(params) if merge else params)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import orjson
 
-from projections.participants.projector import ParticipantRow, Write, evolve, writes_for
+from projections.participants.projector import ParticipantRow, Write, evolve, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, EventTracked
 from schemas.sections import fold
@@ -48,8 +48,8 @@ def _(event: EventTracked, row: ParticipantRow, commit: Commit) -> ParticipantRo
     )
 
 
-@writes_for.register
-def _(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+@writer(EventTracked)
+def _write(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
         Write(
             INSERT,

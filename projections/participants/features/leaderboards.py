@@ -14,12 +14,17 @@ constraint, a covering index declared inside CREATE TABLE (see ``projections.lea
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from projections.participants.projector import ParticipantRow, Write, writes_for
-from projections.participants.schema import Table, register_statement, register_table
-from schemas.events import Commit, Event, EventTracked, PointsAwarded
+from projections.participants.projector import ParticipantRow, Write, writer
+from projections.participants.schema import (
+    Table,
+    register_merge,
+    register_statement,
+    register_table,
+)
+from schemas.events import Commit, EventTracked, PointsAwarded
 
 POINTS = "points"
 EVENTS = "events"  # every tracked event, whatever its name
@@ -140,34 +145,31 @@ def score_writes(commit: Commit, metrics: tuple[str, ...], amount: int) -> list[
     ]
 
 
-Writes = Callable[..., list[Write]]
-
-
-def _also(event_type: type[Event]) -> Callable[[Writes], Writes]:
-    """Register ``extra`` writes for ``event_type`` after the writes already registered for it.
-
-    ``writes_for`` is a singledispatch with one handler per type (the points ledger and the
-    event history already handle these events), so this chains onto the current handler
-    instead of replacing it. Features registered later must chain the same way.
-    """
-
-    def register(extra: Writes) -> Writes:
-        before = writes_for.dispatch(event_type)
-
-        def both(event: Event, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
-            return [*before(event, row, commit, idx), *extra(event, row, commit, idx)]
-
-        writes_for.register(event_type, both)
-        return extra
-
-    return register
-
-
-@_also(PointsAwarded)
+@writer(PointsAwarded)
 def _points(event: PointsAwarded, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return score_writes(commit, (POINTS,), event.amount)
 
 
-@_also(EventTracked)
+@writer(EventTracked)
 def _events(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return score_writes(commit, (event_metric(event.event_name), EVENTS), 1)
+
+
+def _merge_adds(params: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One upsert per score row of a batch: scores summed, the last changed_at kept.
+
+    Equal to applying the adds one by one (the upsert adds and overwrites changed_at), so live
+    batches and replay batches of any size leave the same rows; far fewer statements.
+    """
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for p in params:
+        key = p[:5]
+        if key in merged:
+            merged[key][5] += p[5]
+            merged[key][6] = p[6]
+        else:
+            merged[key] = list(p)
+    return [tuple(v) for v in merged.values()]
+
+
+register_merge(ADD, _merge_adds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from projections.participants.projector import ParticipantRow, Write, evolve, writes_for
+from projections.participants.projector import ParticipantRow, Write, evolve, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, RewardClaimed
 from schemas.sections import fold
@@ -54,8 +54,8 @@ def _(event: RewardClaimed, row: ParticipantRow, commit: Commit) -> ParticipantR
     )
 
 
-@writes_for.register
-def _(event: RewardClaimed, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+@writer(RewardClaimed)
+def _write(event: RewardClaimed, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
         Write(
             INSERT,

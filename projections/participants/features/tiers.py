@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.participants.projector import ParticipantRow, Write, writes_for
+from projections.participants.projector import ParticipantRow, Write, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, TierChanged
 
@@ -35,8 +35,8 @@ INSERT = register_statement(
 )
 
 
-@writes_for.register
-def _(event: TierChanged, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+@writer(TierChanged)
+def _write(event: TierChanged, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
         Write(
             INSERT,
