@@ -1,7 +1,9 @@
 """Replaying the log from offset 0 rebuilds exactly the read models the live projector built.
 
 A hypothesis property over random command sequences (registers, updates with attribute merges
-and null removals, awards, deducts that may fail, repeated idempotency keys, and groups of
+and null removals, awards, deducts that may fail, tracked events with an earn rule and a
+challenge, badge awards, tier assignments, streak ticks on several days, repeated idempotency
+keys, and groups of
 concurrent commands on one participant from two "processes" so commits conflict and are
 retried), run through the real handler with the real projector on SQLite and PostgreSQL. The
 log is then replayed from offset 0 into a second set of tables and every row of every
@@ -27,14 +29,20 @@ from projections.participants.store import PROJECTION, participant_store
 from projections.progress import Progress
 from projections.rebuild import compare, drop_tables
 from projections.replay import READ_MODELS
+from schemas.codec import decode
 from services.adapters.memory_event_log import InMemoryEventLog
-from services.adapters.read_model import ReadModelReader
+from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.definitions.handlers import create_definition
 from services.participants.commands import (
     UNSET,
+    AssignTier,
+    AwardBadge,
     AwardPoints,
     Command,
     DeductPoints,
+    RecordStreak,
     RegisterParticipant,
+    TrackEvent,
     UpdateParticipant,
 )
 from services.participants.domain import DomainError
@@ -69,8 +77,81 @@ metadata = st.dictionaries(st.sampled_from(["src", "n"]), st.integers(0, 9), max
 reasons = st.sampled_from([None, "quest", "shop"])
 
 
+# The engine's definitions, created through the admin use case at the start of every example
+# (so they are on the log too): tiers, badges by award and by criteria, an earn rule, a streak
+# and a challenge whose completion pays points and a badge.
+DEFINITIONS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "tier",
+        {"code": "bronze", "name": "Bronze", "level": 1, "criteria_config": {"min_points": 20}},
+    ),
+    (
+        "tier",
+        {"code": "silver", "name": "Silver", "level": 2, "criteria_config": {"min_points": 60}},
+    ),
+    (
+        "tier",
+        {
+            "code": "vip",
+            "name": "VIP",
+            "level": 9,
+            "award_type": "manual",
+            "criteria_config": {"min_points": 0},
+        },
+    ),
+    ("badge", {"code": "hero", "name": "Hero", "award_type": "manual"}),
+    (
+        "badge",
+        {
+            "code": "regular",
+            "name": "Regular",
+            "criteria_config": {"event_name": "login", "event_count": 2},
+        },
+    ),
+    (
+        "badge",
+        {
+            "code": "steady",
+            "name": "Steady",
+            "criteria_config": {"streak_code": "daily", "streak_length": 2},
+        },
+    ),
+    (
+        "rule",
+        {
+            "code": "buy",
+            "name": "Buy",
+            "event_name": "purchase",
+            "points_property": "amount",
+            "conditions": {"amount": {"gte": 1}},
+        },
+    ),
+    ("streak", {"code": "daily", "name": "Daily", "period": "daily", "grace_period_hours": 0}),
+    (
+        "challenge",
+        {
+            "code": "c1",
+            "name": "C1",
+            "window": {"type": "perpetual"},
+            "objectives": [
+                {"id": "in", "event_name": "login", "count": 2},
+                {"id": "buy", "event_name": "purchase", "count": 1},
+            ],
+            "rewards": {"points": 10, "badge_code": "hero"},
+        },
+    ),
+]
+event_names = st.sampled_from(["login", "purchase", "other"])
+event_props = st.dictionaries(st.just("amount"), st.integers(0, 30), max_size=1)
+days = st.sampled_from([None, *(f"2026-01-0{d}T12:00:00Z" for d in range(1, 7))])
+
+
 def commands(pid: str) -> st.SearchStrategy[Command]:
     return st.one_of(
+        st.builds(TrackEvent, st.just(pid), event_names, event_props, days),
+        st.builds(AwardBadge, st.just(pid), st.sampled_from(["hero", "nope"])),
+        st.builds(AssignTier, st.just(pid), st.sampled_from(["vip", "bronze"])),
+        st.builds(RecordStreak, st.just(pid), st.just("daily"), days),
         st.builds(RegisterParticipant, st.just(pid), names, avatars, register_attrs),
         st.builds(
             UpdateParticipant, st.just(pid), names, avatars, st.one_of(st.just(UNSET), attr_patch)
@@ -146,6 +227,10 @@ async def run_example(
     projector = asyncio.create_task(
         runner.run(log, live, stop, on_advance=progress.advance, poll_timeout=0.02)
     )
+    catalog_reader = DefinitionStateReader(definitions)
+    for tenant in TENANTS:
+        for kind, body in DEFINITIONS:
+            await create_definition(processes[0], catalog_reader, Context(tenant), kind, body)
     expected: dict[tuple[str, str], int] = Counter()
     outcomes: Counter[str] = Counter()
 
@@ -170,6 +255,8 @@ async def run_example(
         await asyncio.wait_for(projector, 10)
     assert not projector.exception()
 
+    for value in log.values:  # which engine events the example produced
+        outcomes.update(f"event:{e.TYPE}" for e in decode(value).events)
     end = await log.end_offsets()
     assert live.next_offsets(log.topic, [0]) == ({0: end[0]} if end[0] else {})
 
@@ -240,6 +327,16 @@ def test_replaying_the_log_from_zero_rebuilds_every_read_model_row(db: Database)
     assert seen["applied"] > 0, seen
     assert seen["conflict"] > 0 and seen["duplicate"] > 0, seen
     assert seen["InsufficientPoints"] + seen["ParticipantNotFound"] > 0, seen
+    assert seen["UnknownDefinition"] > 0, seen
+    for produced in (
+        "TierChanged",
+        "BadgeEarned",
+        "EventTracked",
+        "StreakExtended",
+        "ChallengeProgressed",
+        "PointsAwarded",
+    ):
+        assert seen[f"event:{produced}"] > 0, seen
 
 
 def test_the_comparison_sees_a_single_changed_row(db: Database) -> None:
