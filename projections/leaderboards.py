@@ -34,7 +34,7 @@ from projections.participants.features.leaderboards import (
     period_key,
     previous_period_key,
 )
-from projections.participants.schema import table_names
+from projections.participants.schema import TableSql
 
 __all__ = [
     "PERIODS",
@@ -115,7 +115,7 @@ def change_of(rank: int, previous: int | None) -> str:
     return UP if rank < previous else DOWN if rank > previous else SAME
 
 
-class LeaderboardQueries:
+class LeaderboardQueries(TableSql):
     """Leaderboard reads (synchronous: call from a thread), with a small top-N cache.
 
     ``top(..., version=v)`` may answer from the cache: an entry is reused for at most
@@ -132,16 +132,12 @@ class LeaderboardQueries:
         cache_size: int = 512,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.db = db
-        self.names = table_names(suffix)
+        super().__init__(db, suffix=suffix)
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self.clock = clock
         self._cache: dict[Hashable, tuple[float, Board]] = {}
         self._lock = threading.Lock()
-
-    def sql(self, text: str) -> str:
-        return self.db.sql(text.format_map(self.names))
 
     # ----------------------------------------------------------------------------------------
     # top N

@@ -1,7 +1,8 @@
-"""Fixtures shared by every test layer: the read-model database (SQLite or PostgreSQL)."""
+"""Fixtures shared by every test layer: markers by folder, the broker, the read-model database."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,31 @@ import pytest
 from projections.db import Database, open_database
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import ParticipantStore, participant_store
+from tests.kafka_broker import Broker, running_broker
 from tests.postgres import PostgresUnavailable, drop_schema, new_schema, postgres_server
+
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("integration", "e2e", "system")  # folders whose tests get the marker of that name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+        if parts and parts[0] in LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Broker]:
+    """One Kafka-protocol broker for the session; fails (never skips) when none can start."""
+    with running_broker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def kafka_topic() -> str:
+    """A topic name no other test uses."""
+    return f"gamify-test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="session")

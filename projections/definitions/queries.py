@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.db import Database, row, rows
+from projections.db import row, rows
 from projections.definitions.projector import DefinitionRow
 from projections.definitions.stream import COLUMNS, definition_from_db
-from projections.participants.schema import table_names
+from projections.participants.schema import TableSql
 
 __all__ = ["DefinitionPage", "DefinitionQueries", "DefinitionRow"]
 
@@ -18,15 +18,8 @@ class DefinitionPage:
     total: int
 
 
-class DefinitionQueries:
+class DefinitionQueries(TableSql):
     """Definitions by kind: listed with paging, by id, by code, and every active one."""
-
-    def __init__(self, db: Database, *, suffix: str = "") -> None:
-        self.db = db
-        self.names = table_names(suffix)
-
-    def _sql(self, text: str) -> str:
-        return self.db.sql(text.format_map(self.names))
 
     def page(
         self, tenant: str, kind: str, page: int, page_size: int, is_active: bool | None
@@ -34,10 +27,10 @@ class DefinitionQueries:
         where = "tenant = ? AND kind = ?" + ("" if is_active is None else " AND is_active = ?")
         params: tuple[object, ...] = (tenant, kind) + (() if is_active is None else (is_active,))
         with self.db.transaction(commit=False) as c:
-            c.execute(self._sql(f"SELECT COUNT(*) FROM {{definitions}} WHERE {where}"), params)  # noqa: S608
+            c.execute(self.sql(f"SELECT COUNT(*) FROM {{definitions}} WHERE {where}"), params)  # noqa: S608
             total = row(c)[0]  # type: ignore[index]
             c.execute(
-                self._sql(
+                self.sql(
                     f"SELECT {COLUMNS} FROM {{definitions}} WHERE {where} "  # noqa: S608
                     "ORDER BY created_at, code LIMIT ? OFFSET ?"
                 ),
@@ -56,7 +49,7 @@ class DefinitionQueries:
         """Every active definition of the tenant, of every kind (the engine's catalog)."""
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self._sql(
+                self.sql(
                     f"SELECT {COLUMNS} FROM {{definitions}} "  # noqa: S608
                     "WHERE tenant = ? AND is_active = ? ORDER BY kind, created_at, code"
                 ),
@@ -66,6 +59,6 @@ class DefinitionQueries:
 
     def _one(self, where: str, params: tuple[object, ...]) -> DefinitionRow | None:
         with self.db.transaction(commit=False) as c:
-            c.execute(self._sql(f"SELECT {COLUMNS} FROM {{definitions}} WHERE {where}"), params)  # noqa: S608
+            c.execute(self.sql(f"SELECT {COLUMNS} FROM {{definitions}} WHERE {where}"), params)  # noqa: S608
             found = row(c)
         return definition_from_db(found) if found else None

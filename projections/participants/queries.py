@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from projections.db import Database, row, rows
+from projections.db import row, rows
 from projections.participants.projector import ParticipantRow
-from projections.participants.schema import PARTICIPANT_COLUMNS, table_names
+from projections.participants.schema import PARTICIPANT_COLUMNS, TableSql
 from projections.participants.store import row_from_db, tracking_name
 
 __all__ = ["LedgerPage", "OutcomeRow", "ParticipantQueries", "ParticipantRow"]
@@ -33,16 +33,8 @@ class LedgerPage:
     total: int
 
 
-class ParticipantQueries:
+class ParticipantQueries(TableSql):
     """Read-only access to the participant read models (synchronous: call from a thread)."""
-
-    def __init__(self, db: Database, *, suffix: str = "") -> None:
-        self.db = db
-        self.suffix = suffix
-        self.names = table_names(suffix)
-
-    def sql(self, text: str) -> str:
-        return self.db.sql(text.format_map(self.names))
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self.db.transaction(commit=False) as c:

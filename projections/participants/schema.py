@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from projections.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,19 @@ def register_merge(
 def table_names(suffix: str = "") -> dict[str, str]:
     """Placeholder -> real table name, for ``str.format_map`` on registered SQL."""
     return {name: f"{name}{suffix}" for name in TABLES}
+
+
+class TableSql:
+    """SQL on one copy of the read-model tables (``suffix``), in the database's dialect."""
+
+    def __init__(self, db: Database, *, suffix: str = "") -> None:
+        self.db = db
+        self.suffix = suffix
+        self.names = table_names(suffix)
+
+    def sql(self, text: str) -> str:
+        """``text`` with this copy's table names and the driver's placeholders."""
+        return self.db.sql(text.format_map(self.names))
 
 
 PARTICIPANT_COLUMNS = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections.db import Database, row, rows
+from projections.db import row, rows
 from projections.participants.features.rewards import CLAIM_COLUMNS
-from projections.participants.schema import table_names
+from projections.participants.schema import TableSql
 from projections.rewards.projector import RESERVED, CodeRow
 from projections.rewards.stream import CODE_COLUMNS, code_from_db
 
@@ -30,28 +30,21 @@ class ClaimPage:
     total: int
 
 
-class RewardQueries:
+class RewardQueries(TableSql):
     """Reward stock and claims (synchronous: call from a thread)."""
-
-    def __init__(self, db: Database, *, suffix: str = "") -> None:
-        self.db = db
-        self.names = table_names(suffix)
-
-    def _sql(self, text: str) -> str:
-        return self.db.sql(text.format_map(self.names))
 
     def stock(self, tenant: str, reward_id: str) -> Stock:
         """The stream's version and its held codes, read in one transaction."""
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self._sql("SELECT version FROM {reward_stock} WHERE tenant = ? AND reward_id = ?"),
+                self.sql("SELECT version FROM {reward_stock} WHERE tenant = ? AND reward_id = ?"),
                 (tenant, reward_id),
             )
             found = row(c)
             if found is None:
                 return Stock()
             c.execute(
-                self._sql(
+                self.sql(
                     f"SELECT {CODE_COLUMNS} FROM {{reward_codes}} "  # noqa: S608
                     "WHERE tenant = ? AND reward_id = ? AND status = ?"
                 ),
@@ -67,7 +60,7 @@ class RewardQueries:
         marks = ", ".join("?" * len(reward_ids))
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self._sql(
+                self.sql(
                     "SELECT reward_id, code_value FROM {reward_codes} "  # noqa: S608
                     f"WHERE tenant = ? AND status = ? AND reward_id IN ({marks})"
                 ),
@@ -82,7 +75,7 @@ class RewardQueries:
         columns = ", ".join(f"k.{c.strip()}" for c in CODE_COLUMNS.split(","))
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self._sql(
+                self.sql(
                     f"SELECT {columns} FROM {{reward_codes}} k "  # noqa: S608
                     "WHERE k.tenant = ? AND k.reward_id = ? AND k.status = ? AND NOT EXISTS ("
                     "SELECT 1 FROM {reward_claims} r WHERE r.tenant = k.tenant "
@@ -97,14 +90,14 @@ class RewardQueries:
         """A page of the participant's claims, newest first."""
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self._sql(
+                self.sql(
                     "SELECT COUNT(*) FROM {reward_claims} WHERE tenant = ? AND participant_id = ?"
                 ),
                 (tenant, participant_id),
             )
             total = row(c)[0]  # type: ignore[index]
             c.execute(
-                self._sql(
+                self.sql(
                     f"SELECT {CLAIM_COLUMNS} FROM {{reward_claims}} "  # noqa: S608
                     "WHERE tenant = ? AND participant_id = ? "
                     "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?"

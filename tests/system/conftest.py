@@ -5,33 +5,12 @@ Every test in this directory gets the ``system`` marker (and only these tests do
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # `tests` is not an installed package
-    sys.path.insert(0, str(_ROOT))
-
-from tests.kafka_broker import Broker, running_broker  # noqa: E402
-from tests.system.support import GamifyProcess  # noqa: E402
-
-_HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.system)
-
-
-@pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[Broker]:
-    """One broker for the session; fails (never skips) when none can be started."""
-    with running_broker() as broker:
-        yield broker
+from tests.system.support import GamifyProcess
 
 
 @pytest.fixture
