@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from projections import runner
-from projections.participants.queries import ParticipantQueries
 from projections.db import open_database
+from projections.participants.queries import ParticipantQueries
 from projections.participants.store import participant_store
 from projections.sources.kafka import KafkaLogSource
 from projections.sources.sqlite import SqliteLogSource

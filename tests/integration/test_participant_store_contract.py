@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from projections.participants.queries import ParticipantQueries
 from projections.db import Database, rows
+from projections.participants.queries import ParticipantQueries
 from projections.participants.store import ParticipantStore, participant_store
 from schemas.log import LogRecord
 from tests.builders import TOPIC, award_commit, records

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import services.participants.features  # noqa: F401 - registers the deciders
 from schemas.events import (
     ParticipantProfileUpdated,
     ParticipantRegistered,
@@ -18,7 +19,6 @@ from services.participants.commands import (
     RegisterParticipant,
     UpdateParticipant,
 )
-import services.participants.features  # noqa: F401 - registers the deciders
 from services.participants.domain import (
     Env,
     InsufficientPoints,
