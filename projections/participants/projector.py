@@ -64,6 +64,14 @@ class Write:
     params: tuple[Any, ...]
 
 
+def history(statement: str, commit: Commit, idx: int, *values: Any) -> Write:
+    """A row of a per-participant history table: keyed by the commit's version and the event's
+    position in it, so a replay writes the same key."""
+    return Write(
+        statement, (commit.tenant, commit.participant_id, commit.expected_version + 1, idx, *values)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What applying one commit did: its status, the new row and the row writes it adds."""
@@ -171,19 +179,15 @@ def _ledger_deduct(
 def _ledger(
     commit: Commit, idx: int, tx: str, kind: str, amount: int, event: PointsAwarded | PointsDeducted
 ) -> Write:
-    return Write(
+    return history(
         "ledger_insert",
-        (
-            commit.tenant,
-            commit.participant_id,
-            commit.expected_version + 1,
-            idx,
-            tx,
-            kind,
-            amount,
-            event.balance_after,
-            event.reason,
-            orjson.dumps(event.metadata).decode(),
-            commit.recorded_at,
-        ),
+        commit,
+        idx,
+        tx,
+        kind,
+        amount,
+        event.balance_after,
+        event.reason,
+        orjson.dumps(event.metadata).decode(),
+        commit.recorded_at,
     )

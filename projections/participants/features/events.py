@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import orjson
 
-from projections.participants.projector import ParticipantRow, Write, evolve, writer
+from projections.participants.projector import ParticipantRow, Write, evolve, history, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, EventTracked
 from schemas.sections import fold
@@ -51,18 +51,14 @@ def _(event: EventTracked, row: ParticipantRow, commit: Commit) -> ParticipantRo
 @writer(EventTracked)
 def _write(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
-        Write(
+        history(
             INSERT,
-            (
-                commit.tenant,
-                commit.participant_id,
-                commit.expected_version + 1,
-                idx,
-                event.event_id,
-                event.event_name,
-                orjson.dumps(event.properties).decode(),
-                event.occurred_at,
-                commit.recorded_at,
-            ),
+            commit,
+            idx,
+            event.event_id,
+            event.event_name,
+            orjson.dumps(event.properties).decode(),
+            event.occurred_at,
+            commit.recorded_at,
         )
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from projections.participants.projector import ParticipantRow, Write, evolve, writer
+from projections.participants.projector import ParticipantRow, Write, evolve, history, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, RewardClaimed
 from schemas.sections import fold
@@ -57,20 +57,16 @@ def _(event: RewardClaimed, row: ParticipantRow, commit: Commit) -> ParticipantR
 @writer(RewardClaimed)
 def _write(event: RewardClaimed, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
-        Write(
+        history(
             INSERT,
-            (
-                commit.tenant,
-                commit.participant_id,
-                commit.expected_version + 1,
-                idx,
-                event.claim_id,
-                event.reward_id,
-                event.reward_name,
-                event.reward_type,
-                event.code_value,
-                event.points_deducted,
-                commit.recorded_at,
-            ),
+            commit,
+            idx,
+            event.claim_id,
+            event.reward_id,
+            event.reward_name,
+            event.reward_type,
+            event.code_value,
+            event.points_deducted,
+            commit.recorded_at,
         )
     ]

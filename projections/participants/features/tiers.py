@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.participants.projector import ParticipantRow, Write, writer
+from projections.participants.projector import ParticipantRow, Write, history, writer
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, TierChanged
 
@@ -38,19 +38,15 @@ INSERT = register_statement(
 @writer(TierChanged)
 def _write(event: TierChanged, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
     return [
-        Write(
+        history(
             INSERT,
-            (
-                commit.tenant,
-                commit.participant_id,
-                commit.expected_version + 1,
-                idx,
-                event.code,
-                event.name,
-                event.level,
-                event.previous_code,
-                event.manual,
-                commit.recorded_at,
-            ),
+            commit,
+            idx,
+            event.code,
+            event.name,
+            event.level,
+            event.previous_code,
+            event.manual,
+            commit.recorded_at,
         )
     ]
