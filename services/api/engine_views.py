@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -96,7 +97,7 @@ async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, A
             )
         body = normalize_timestamp(validate("events.track", item, location=f"events[{index}]"))
         ctx = context(request, body)
-        ctx = type(ctx)(ctx.tenant, ctx.source, ctx.request_id, body.get("idempotency_key"))
+        ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
     except ValidationFailed as exc:
         return {"index": index, "success": False, "error": exc.errors}
@@ -133,7 +134,7 @@ async def participant_events(request: web.Request) -> web.Response:
 async def award_badge(request: web.Request) -> web.Response:
     body = await json_body(request, "badges.award")
     ctx = context(request)  # natural key (participant, badge): no Idempotency-Key
-    ctx = type(ctx)(ctx.tenant, ctx.source, ctx.request_id, None)
+    ctx = replace(ctx, idempotency_key=None)
     result = await execute(request.app[deps_key], ctx, from_body("badges.award", body))
     row = await asyncio.to_thread(
         request.app[queries_key].participant, ctx.tenant, body["participant_id"]

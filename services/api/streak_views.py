@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ BASE = "/api/v1/gamify"
 async def record_streak(request: web.Request) -> web.Response:
     body = normalize_timestamp(await json_body(request, "streaks.record"))
     ctx = context(request)  # ticks are deduplicated per period: no Idempotency-Key
-    ctx = type(ctx)(ctx.tenant, ctx.source, ctx.request_id, None)
+    ctx = replace(ctx, idempotency_key=None)
     command = from_body("streaks.record", body)
     result = await execute(request.app[deps_key], ctx, command)
     extended = result.event("StreakExtended")
