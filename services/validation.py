@@ -81,8 +81,9 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def normalize_timestamp(body: dict[str, Any], field: str = "timestamp", *,
-                        location: str = "body") -> dict[str, Any]:
+def normalize_timestamp(
+    body: dict[str, Any], field: str = "timestamp", *, location: str = "body"
+) -> dict[str, Any]:
     """ISO-8601 ``body[field]`` as UTC with Z (a value without offset is taken as UTC)."""
     raw = body.get(field)
     if raw is None:
@@ -90,8 +91,9 @@ def normalize_timestamp(body: dict[str, Any], field: str = "timestamp", *,
     try:
         moment = datetime.fromisoformat(raw)
     except (TypeError, ValueError):
-        raise ValidationFailed([_error([location, field], "must be an ISO-8601 date-time",
-                                       "value_error.datetime")]) from None
+        raise ValidationFailed(
+            [_error([location, field], "must be an ISO-8601 date-time", "value_error.datetime")]
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return {**body, field: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Hashable
 
 from projections.definitions.queries import DefinitionQueries, DefinitionRow
 from projections.participants.queries import OutcomeRow, ParticipantQueries
@@ -11,17 +13,39 @@ from services.participants.domain import ParticipantState
 from services.participants.engine import Catalog
 from services.participants.ports import CommitOutcome
 
+CATALOG_TTL = 5.0  # seconds a cached catalog serves reads when no projection was seen
+
 
 class ReadModelReader:
-    """Runs the synchronous queries in worker threads and maps rows to domain types."""
+    """Runs the synchronous queries in worker threads and maps rows to domain types.
 
-    def __init__(self, queries: ParticipantQueries, definitions: DefinitionQueries) -> None:
+    ``positions`` (the projector positions this process knows) lets reads reuse a tenant's
+    catalog until anything new is projected, or for at most CATALOG_TTL seconds.
+    """
+
+    def __init__(
+        self,
+        queries: ParticipantQueries,
+        definitions: DefinitionQueries,
+        positions: Callable[[], Hashable] | None = None,
+    ) -> None:
         self.queries = queries
         self.definitions = definitions
+        self.positions = positions
+        self._catalogs: dict[str, tuple[Hashable, float, Catalog]] = {}
 
-    async def get_catalog(self, tenant: str) -> Catalog:
+    async def get_catalog(self, tenant: str, *, cached: bool = False) -> Catalog:
+        """The tenant's active definitions; decisions always read them fresh (``cached=False``)."""
+        seen = self.positions() if self.positions is not None else None
+        if cached and seen is not None:
+            hit = self._catalogs.get(tenant)
+            if hit is not None and hit[0] == seen and time.monotonic() - hit[1] < CATALOG_TTL:
+                return hit[2]
         rows = await asyncio.to_thread(self.definitions.active, tenant)
-        return Catalog.of((r.kind, r.id, r.code, r.body) for r in rows)
+        catalog = Catalog.of((r.kind, r.id, r.code, r.body) for r in rows)
+        if seen is not None:
+            self._catalogs[tenant] = (seen, time.monotonic(), catalog)
+        return catalog
 
     async def get_state(self, tenant: str, participant_id: str) -> ParticipantState | None:
         row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)

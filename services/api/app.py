@@ -170,7 +170,11 @@ async def lag_ctx(app: web.Application) -> AsyncIterator[None]:
 async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
     app[deps_key] = Deps(
         log=app[log_key],  # type: ignore[arg-type]
-        reader=ReadModelReader(app[queries_key], app[definition_queries_key]),
+        reader=ReadModelReader(
+            app[queries_key],
+            app[definition_queries_key],
+            positions=lambda: tuple(sorted(app[progress_key].known().items())),
+        ),
         progress=app[progress_key],
         clock=lambda: datetime.now(UTC),
         new_id=lambda: str(uuid.uuid4()),

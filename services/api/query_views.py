@@ -32,7 +32,7 @@ async def get_state(request: web.Request) -> web.Response:
 
 async def catalog(request: web.Request) -> Catalog:
     """The tenant's active definitions (next tier, unearned badges, streak rules ...)."""
-    return await request.app[deps_key].reader.get_catalog(principal(request).tenant)
+    return await request.app[deps_key].reader.get_catalog(principal(request).tenant, cached=True)
 
 
 async def get_points(request: web.Request) -> web.Response:

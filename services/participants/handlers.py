@@ -122,8 +122,15 @@ async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
         state = await deps.reader.get_state(ctx.tenant, command.participant_id)
         return state, state.version if state else 0
 
-    await run(deps, ctx, PARTICIPANT, command.participant_id, COMMAND_NAMES[type(command)], load,
-              lambda state, now: [])
+    await run(
+        deps,
+        ctx,
+        PARTICIPANT,
+        command.participant_id,
+        COMMAND_NAMES[type(command)],
+        load,
+        lambda state, now: [],
+    )
 
 
 async def run(

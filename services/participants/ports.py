@@ -36,8 +36,8 @@ class ParticipantReader(Protocol):
         """The participant's state and version, or None if it does not exist."""
         ...
 
-    async def get_catalog(self, tenant: str) -> Catalog:
-        """The tenant's active definitions."""
+    async def get_catalog(self, tenant: str, *, cached: bool = False) -> Catalog:
+        """The tenant's active definitions (``cached``: a recent copy is good enough)."""
         ...
 
     async def get_outcome(self, commit_id: str) -> CommitOutcome | None:
