@@ -26,17 +26,9 @@ class DefinitionQueries(TableSql):
     ) -> DefinitionPage:
         where = "tenant = ? AND kind = ?" + ("" if is_active is None else " AND is_active = ?")
         params: tuple[object, ...] = (tenant, kind) + (() if is_active is None else (is_active,))
-        with self.db.transaction(commit=False) as c:
-            c.execute(self.sql(f"SELECT COUNT(*) FROM {{definitions}} WHERE {where}"), params)  # noqa: S608
-            total = row(c)[0]  # type: ignore[index]
-            c.execute(
-                self.sql(
-                    f"SELECT {COLUMNS} FROM {{definitions}} WHERE {where} "  # noqa: S608
-                    "ORDER BY created_at, code LIMIT ? OFFSET ?"
-                ),
-                (*params, page_size, (page - 1) * page_size),
-            )
-            found = rows(c)
+        found, total = self.paged(
+            COLUMNS, "definitions", where, params, "created_at, code", page, page_size
+        )
         return DefinitionPage([definition_from_db(f) for f in found], total)
 
     def by_id(self, tenant: str, kind: str, id_: str) -> DefinitionRow | None:

@@ -52,23 +52,15 @@ class ParticipantQueries(TableSql):
     def transactions(
         self, tenant: str, participant_id: str, page: int, page_size: int
     ) -> LedgerPage:
-        with self.db.transaction(commit=False) as c:
-            c.execute(
-                self.sql(
-                    "SELECT COUNT(*) FROM {points_ledger} WHERE tenant = ? AND participant_id = ?"
-                ),
-                (tenant, participant_id),
-            )
-            total = row(c)[0]  # type: ignore[index]
-            c.execute(
-                self.sql(
-                    "SELECT transaction_id, kind, amount, balance_after, reason, metadata, "
-                    "created_at FROM {points_ledger} WHERE tenant = ? AND participant_id = ? "
-                    "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?"
-                ),
-                (tenant, participant_id, page_size, (page - 1) * page_size),
-            )
-            found = rows(c)
+        found, total = self.paged(
+            "transaction_id, kind, amount, balance_after, reason, metadata, created_at",
+            "points_ledger",
+            "tenant = ? AND participant_id = ?",
+            (tenant, participant_id),
+            "version DESC, idx DESC",
+            page,
+            page_size,
+        )
         entries = [
             {
                 "id": r[0],
@@ -89,18 +81,15 @@ class ParticipantQueries(TableSql):
         """A page of the participant's tracked events, newest first (optionally one name)."""
         where = "tenant = ? AND participant_id = ?" + (" AND event_name = ?" if event_name else "")
         params: tuple[Any, ...] = (tenant, participant_id) + ((event_name,) if event_name else ())
-        with self.db.transaction(commit=False) as c:
-            c.execute(self.sql(f"SELECT COUNT(*) FROM {{event_history}} WHERE {where}"), params)  # noqa: S608
-            total = row(c)[0]  # type: ignore[index]
-            c.execute(
-                self.sql(
-                    "SELECT event_id, event_name, properties, occurred_at, recorded_at "  # noqa: S608
-                    f"FROM {{event_history}} WHERE {where} "
-                    "ORDER BY occurred_at DESC, version DESC, idx DESC LIMIT ? OFFSET ?"
-                ),
-                (*params, page_size, (page - 1) * page_size),
-            )
-            found = rows(c)
+        found, total = self.paged(
+            "event_id, event_name, properties, occurred_at, recorded_at",
+            "event_history",
+            where,
+            params,
+            "occurred_at DESC, version DESC, idx DESC",
+            page,
+            page_size,
+        )
         entries = [
             {
                 "id": r[0],

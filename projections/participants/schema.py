@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from projections.db import Database
+from projections.db import Database, row, rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +66,27 @@ class TableSql:
     def sql(self, text: str) -> str:
         """``text`` with this copy's table names and the driver's placeholders."""
         return self.db.sql(text.format_map(self.names))
+
+    def paged(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        params: tuple[Any, ...],
+        order_by: str,
+        page: int,
+        page_size: int,
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """One page of ``table``'s rows matching ``where`` (1-based ``page``) and their total."""
+        source = f"FROM {{{table}}} WHERE {where}"
+        with self.db.transaction(commit=False) as c:
+            c.execute(self.sql(f"SELECT COUNT(*) {source}"), params)  # noqa: S608
+            total = row(c)[0]  # type: ignore[index]
+            c.execute(
+                self.sql(f"SELECT {columns} {source} ORDER BY {order_by} LIMIT ? OFFSET ?"),  # noqa: S608
+                (*params, page_size, (page - 1) * page_size),
+            )
+            return rows(c), int(total)
 
 
 PARTICIPANT_COLUMNS = (

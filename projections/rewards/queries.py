@@ -88,23 +88,15 @@ class RewardQueries(TableSql):
 
     def claims(self, tenant: str, participant_id: str, page: int, page_size: int) -> ClaimPage:
         """A page of the participant's claims, newest first."""
-        with self.db.transaction(commit=False) as c:
-            c.execute(
-                self.sql(
-                    "SELECT COUNT(*) FROM {reward_claims} WHERE tenant = ? AND participant_id = ?"
-                ),
-                (tenant, participant_id),
-            )
-            total = row(c)[0]  # type: ignore[index]
-            c.execute(
-                self.sql(
-                    f"SELECT {CLAIM_COLUMNS} FROM {{reward_claims}} "  # noqa: S608
-                    "WHERE tenant = ? AND participant_id = ? "
-                    "ORDER BY version DESC, idx DESC LIMIT ? OFFSET ?"
-                ),
-                (tenant, participant_id, page_size, (page - 1) * page_size),
-            )
-            found = rows(c)
+        found, total = self.paged(
+            CLAIM_COLUMNS,
+            "reward_claims",
+            "tenant = ? AND participant_id = ?",
+            (tenant, participant_id),
+            "version DESC, idx DESC",
+            page,
+            page_size,
+        )
         entries = [
             {
                 "claim_id": r[4],
