@@ -144,8 +144,20 @@ def _(event: ParticipantRegistered, row: ParticipantRow, commit: Commit) -> Part
 
 @evolve.register
 def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    allowed = {"display_name", "avatar_url", "attributes"}
-    return replace(row, **{k: v for k, v in event.changes.items() if k in allowed})
+    allowed = {"display_name", "avatar_url"}
+    fields = {k: v for k, v in event.changes.items() if k in allowed}
+    if event.attributes_replaced or event.attributes_set or event.attributes_removed:
+        fields["attributes"] = attributes_after(event, row.attributes)
+    return replace(row, **fields)
+
+
+def attributes_after(event: ParticipantProfileUpdated, before: dict[str, Any]) -> dict[str, Any]:
+    """The attribute map after ``event``: emptied if replaced, then keys removed, then set."""
+    after = {} if event.attributes_replaced else dict(before)
+    for key in event.attributes_removed:
+        after.pop(key, None)
+    after.update(event.attributes_set)
+    return after
 
 
 @evolve.register

@@ -181,7 +181,7 @@ def realistic_commits() -> list[Commit]:
             "rewards.claim",
             ParticipantRegistered("Jane Doe", None, {"plan": "premium"}, auto_created=False),
             ParticipantProfileUpdated(
-                {"display_name": "Jane Smith", "attributes": {"plan": "pro"}}
+                {"display_name": "Jane Smith"}, False, {"plan": "pro"}, ["trial"]
             ),
             PointsAwarded("tx-1", 150, 150, "challenge:learner", {"challenge": "learner"}),
             TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, manual=False),
@@ -247,6 +247,9 @@ WRONG = {
         {"type": "DefinitionDeactivated", "version": 1, "data": {}}
     ),
     "unknown stream": lambda r: r.update(stream="leaderboard"),
+    "a whole attribute map in a profile update's changes (v2) under version 3": lambda r: r[
+        "events"
+    ][1]["data"]["changes"].update(attributes={"plan": "pro"}),
 }
 
 
