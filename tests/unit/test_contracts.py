@@ -717,7 +717,13 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", f"{BASE}/points/deduct", 400, json={**user, "amount": 5000})
     await call("POST", f"{BASE}/points/deduct", 409, headers=keyed, json={**user, "amount": 1})
     await call("POST", f"{BASE}/events", 200, json={**user, "event_name": "purchase"})
-    batch = [{**user, "event_name": "lesson"}, {**user, "event_name": "lesson"}, {"x": 1}]
+    batch = [
+        {**user, "event_name": "lesson"},
+        {**user, "event_name": "lesson"},
+        {"x": 1},
+        {**user, "event_name": "lesson", "idempotency_key": "order-42"},  # used by an award: 409
+        "not an object",
+    ]
     await call("POST", f"{BASE}/events/batch", 200, json={"events": batch})
     await call("POST", f"{BASE}/events/batch", 422, json={"events": []})
     await call("GET", f"{P}/events", 200, at=pid, query={"event_name": "lesson"})
