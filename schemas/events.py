@@ -64,6 +64,18 @@ class ParticipantProfileUpdated(Event):
         data["attributes_removed"] = []
 
 
+def attributes_after(event: ParticipantProfileUpdated, before: JSON) -> JSON:
+    """The attribute map after ``event`` (a new dict): emptied if replaced, keys removed, set.
+
+    The one meaning of the event's attribute fields, for the projector's fold and for decisions.
+    """
+    after = {} if event.attributes_replaced else dict(before)
+    for key in event.attributes_removed:
+        after.pop(key, None)
+    after.update(event.attributes_set)
+    return after
+
+
 @dataclass(frozen=True, slots=True)
 class PointsAwarded(Event):
     """Points were credited; ``balance_after`` is the spendable balance once applied."""

@@ -20,6 +20,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    attributes_after,
 )
 from schemas.sections import fold
 
@@ -149,15 +150,6 @@ def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> 
     if event.attributes_replaced or event.attributes_set or event.attributes_removed:
         fields["attributes"] = attributes_after(event, row.attributes)
     return replace(row, **fields)
-
-
-def attributes_after(event: ParticipantProfileUpdated, before: dict[str, Any]) -> dict[str, Any]:
-    """The attribute map after ``event``: emptied if replaced, then keys removed, then set."""
-    after = {} if event.attributes_replaced else dict(before)
-    for key in event.attributes_removed:
-        after.pop(key, None)
-    after.update(event.attributes_set)
-    return after
 
 
 @evolve.register

@@ -11,6 +11,7 @@ from aiohttp import web
 from services.api.keys import settings_key
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import (
+    AttributesTooLarge,
     InsufficientPoints,
     ParticipantNotFound,
     Refused,
@@ -50,6 +51,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (DuplicateCode, 409),
     (CodeIsImmutable, 422),
     (InsufficientPoints, 400),
+    (AttributesTooLarge, 413),
     (UnknownDefinition, 404),
     (Refused, 409),
     (ConcurrencyConflict, 409),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from schemas.events import (
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsDeducted,
+    attributes_after,
 )
 from services.participants.commands import (
     UNSET,
@@ -41,6 +43,24 @@ class UnknownDefinition(DomainError):
 
 class Refused(DomainError):
     """A rule refuses the command in the current state (a reward's cap or stock): 409."""
+
+
+# A participant's attributes as a whole (each request's map is bounded at the validation boundary):
+# PATCHes add keys, so without a bound the participant row, read and rewritten on every write,
+# grows with history.
+MAX_ATTRIBUTE_KEYS = 1_000
+MAX_ATTRIBUTE_BYTES = 64 * 1024  # the map as compact UTF-8 JSON
+
+
+class AttributesTooLarge(DomainError):
+    """The change would leave the participant more attributes than a profile holds: 413."""
+
+    def __init__(self, keys: int, size: int) -> None:
+        super().__init__(
+            f"attributes: a participant holds at most {MAX_ATTRIBUTE_KEYS} keys and "
+            f"{MAX_ATTRIBUTE_BYTES} bytes (as JSON) of attributes; this change would leave "
+            f"{keys} keys, {size} bytes. Remove keys (set them to null) first."
+        )
 
 
 class InsufficientPoints(DomainError):
@@ -212,11 +232,32 @@ def _profile_event(
     changes = {k: v for k, v in wanted.items() if v is not UNSET and not same(v, current[k])}
     if not changes and not attributes:
         return []
-    return [
-        ParticipantProfileUpdated(
-            changes=changes,
-            attributes_replaced=attributes.replaced,
-            attributes_set=attributes.set,
-            attributes_removed=attributes.removed,
-        )
-    ]
+    event = ParticipantProfileUpdated(
+        changes=changes,
+        attributes_replaced=attributes.replaced,
+        attributes_set=attributes.set,
+        attributes_removed=attributes.removed,
+    )
+    if attributes:
+        check_attribute_bounds(state.attributes, attributes_after(event, state.attributes))
+    return [event]
+
+
+def check_attribute_bounds(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Refuse a change that leaves more than MAX_ATTRIBUTE_KEYS keys or MAX_ATTRIBUTE_BYTES.
+
+    A map already over a bound (written before the bound existed) may still shrink or change
+    values: only growth past a bound is refused.
+    """
+    if len(after) > MAX_ATTRIBUTE_KEYS:
+        if len(after) > len(before):
+            raise AttributesTooLarge(len(after), json_size(after))
+        return
+    size = json_size(after)
+    if size > MAX_ATTRIBUTE_BYTES and size > json_size(before):
+        raise AttributesTooLarge(len(after), size)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -20,6 +20,9 @@ from services.participants.commands import (
     UpdateParticipant,
 )
 from services.participants.domain import (
+    MAX_ATTRIBUTE_BYTES,
+    MAX_ATTRIBUTE_KEYS,
+    AttributesTooLarge,
     Env,
     InsufficientPoints,
     ParticipantNotFound,
@@ -142,6 +145,25 @@ def test_registering_again_without_attributes_leaves_them() -> None:
     assert (
         decide(ParticipantState(version=1), RegisterParticipant("u1", attributes=None), IDS) == []
     )
+
+
+def test_attributes_may_not_grow_past_the_key_or_byte_bound() -> None:
+    full = ParticipantState(version=1, attributes={f"k{i}": i for i in range(MAX_ATTRIBUTE_KEYS)})
+    with pytest.raises(AttributesTooLarge, match="1001 keys"):
+        decide(full, UpdateParticipant("u1", attributes={"new": 1}), IDS)
+    swap = decide(full, UpdateParticipant("u1", attributes={"new": 1, "k0": None}), IDS)
+    assert swap == [ParticipantProfileUpdated(attributes_set={"new": 1}, attributes_removed=["k0"])]
+    big = ParticipantState(version=1, attributes={"a": "x" * (MAX_ATTRIBUTE_BYTES - 20)})
+    with pytest.raises(AttributesTooLarge):
+        decide(big, UpdateParticipant("u1", attributes={"b": "y" * 100}), IDS)
+
+
+def test_a_map_over_the_bound_from_before_it_existed_may_change_and_shrink() -> None:
+    legacy = ParticipantState(version=1, attributes={f"k{i}": i for i in range(5_000)})
+    assert decide(legacy, UpdateParticipant("u1", attributes={"k1": "v"}), IDS)
+    assert decide(legacy, UpdateParticipant("u1", attributes={"k1": None}), IDS)
+    with pytest.raises(AttributesTooLarge):
+        decide(legacy, UpdateParticipant("u1", attributes={"k9999": 1}), IDS)
 
 
 def test_the_attribute_deltas_leave_their_inputs_untouched() -> None:

@@ -16,10 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.api.app import create_app
 from services.config import Settings, parse_api_keys
+from services.participants.domain import MAX_ATTRIBUTE_KEYS
 
 BASE = "/api/v1/gamify"
 ACME = {"X-API-Key": "k-acme"}
-N, K = 30, 50  # PATCHes, new keys in each
+N, K = 30, 30  # PATCHes, new keys in each (900 keys: under MAX_ATTRIBUTE_KEYS)
 BYTES_PER_KEY = 64  # generous: a key of ~10 characters and a small integer take ~16 bytes
 COMMIT_OVERHEAD = 1_000  # envelope: ids, causation, timestamps
 
@@ -36,8 +37,8 @@ async def client(tmp_path: Path, log: InMemoryEventLog) -> AsyncIterator[TestCli
         yield c
 
 
-def keys(batch: int) -> dict[str, int]:
-    return {f"k{batch:03d}_{j:03d}": j for j in range(K)}
+def keys(batch: int, k: int = K) -> dict[str, int]:
+    return {f"k{batch:03d}_{j:03d}": j for j in range(k)}
 
 
 async def patch(client: TestClient, attributes: dict[str, object]) -> None:
@@ -80,7 +81,7 @@ async def test_n_patches_of_k_new_keys_write_a_log_linear_in_n_times_k(
 async def test_re_registering_with_null_attributes_clears_them_in_one_short_event(
     client: TestClient, log: InMemoryEventLog
 ) -> None:
-    body = {"participant_id": "x", "attributes": keys(0) | keys(1)}
+    body = {"participant_id": "x", "attributes": keys(0, 50) | keys(1, 50)}
     assert (await client.post(f"{BASE}/participants", headers=ACME, json=body)).status == 201
     again = {"participant_id": "x", "attributes": None}
     resp = await client.post(f"{BASE}/participants", headers=ACME, json=again)
@@ -88,3 +89,21 @@ async def test_re_registering_with_null_attributes_clears_them_in_one_short_even
     [event] = orjson.loads(log.values[-1])["events"]
     assert event["data"]["attributes_replaced"] is True
     assert event["data"]["attributes_set"] == {} and event["data"]["attributes_removed"] == []
+
+
+async def test_a_patch_that_would_grow_the_attributes_past_the_bound_is_refused_with_413(
+    client: TestClient, log: InMemoryEventLog
+) -> None:
+    resp = await client.post(f"{BASE}/participants", headers=ACME, json={"participant_id": "x"})
+    assert resp.status == 201
+    for batch in range(MAX_ATTRIBUTE_KEYS // 100):
+        await patch(client, keys(batch, 100))
+    written = len(log.values)
+    resp = await client.patch(
+        f"{BASE}/participants/x", headers=ACME, json={"attributes": {"one_more": 1}}
+    )
+    assert resp.status == 413
+    assert (await resp.json())["detail"].startswith("attributes: a participant holds at most")
+    assert len(log.values) == written
+    await patch(client, {"k000_000": None, "one_more": 1})  # a swap keeps the count: accepted
+    assert len(log.values) == written + 1
