@@ -153,18 +153,20 @@ def _deduct(draft: Draft, command: DeductPoints) -> None:
 
 def _register(state: ParticipantState | None, cmd: RegisterParticipant) -> list[Event]:
     if state is None:
+        attributes = {} if cmd.attributes in (UNSET, None) else dict(cmd.attributes)
+        check_attribute_bounds({}, attributes)
         return [
             ParticipantRegistered(
                 display_name=None if cmd.display_name is UNSET else cmd.display_name,
                 avatar_url=None if cmd.avatar_url is UNSET else cmd.avatar_url,
-                attributes={} if cmd.attributes in (UNSET, None) else dict(cmd.attributes),
+                attributes=attributes,
             )
         ]
     # Registering again replaces the attributes (null: with none); UNSET leaves them.
-    attributes = Attributes()
+    change = Attributes()
     if cmd.attributes is not UNSET:
-        attributes = replacement(state.attributes, cmd.attributes or {})
-    return _profile_event(state, cmd.display_name, cmd.avatar_url, attributes)
+        change = replacement(state.attributes, cmd.attributes or {})
+    return _profile_event(state, cmd.display_name, cmd.avatar_url, change)
 
 
 def _update(state: ParticipantState, cmd: UpdateParticipant) -> list[Event]:

@@ -158,6 +158,12 @@ def test_attributes_may_not_grow_past_the_key_or_byte_bound() -> None:
         decide(big, UpdateParticipant("u1", attributes={"b": "y" * 100}), IDS)
 
 
+def test_a_first_registration_is_held_to_the_same_bound() -> None:
+    too_many = {f"k{i}": i for i in range(MAX_ATTRIBUTE_KEYS + 1)}
+    with pytest.raises(AttributesTooLarge):
+        decide(None, RegisterParticipant("u1", attributes=too_many), IDS)
+
+
 def test_a_map_over_the_bound_from_before_it_existed_may_change_and_shrink() -> None:
     legacy = ParticipantState(version=1, attributes={f"k{i}": i for i in range(5_000)})
     assert decide(legacy, UpdateParticipant("u1", attributes={"k1": "v"}), IDS)
