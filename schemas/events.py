@@ -31,16 +31,49 @@ class ParticipantRegistered(Event):
 
 @dataclass(frozen=True, slots=True)
 class ParticipantProfileUpdated(Event):
-    """Profile fields now hold these values; only the keys present in ``changes`` changed."""
+    """Profile fields changed; the event holds only what changed, never the whole profile.
+
+    ``changes``: the new values of the scalar fields that changed (``display_name``,
+    ``avatar_url``). Attributes: when ``attributes_replaced`` the map was emptied first (a
+    re-registration that replaces them); then the keys of ``attributes_removed`` are removed and
+    those of ``attributes_set`` set. Its size is bounded by the request that caused it, so the log
+    grows with what clients send (DESIGN.md, "What enters the log").
+    """
 
     TYPE: ClassVar[str] = "ParticipantProfileUpdated"
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
     changes: JSON = field(default_factory=dict)
+    attributes_replaced: bool = False
+    attributes_set: JSON = field(default_factory=dict)
+    attributes_removed: list[str] = field(default_factory=list)
 
     @staticmethod
     def upcast_v1_v2(data: JSON) -> None:
         """v1 (pre-release) called the changed fields ``fields``."""
         data["changes"] = data.pop("fields", {})
+
+    @staticmethod
+    def upcast_v2_v3(data: JSON) -> None:
+        """v2 carried the whole merged attribute map in ``changes.attributes``: a replacement."""
+        changes = dict(data.get("changes") or {})
+        replaced = "attributes" in changes
+        attributes = changes.pop("attributes", None)
+        data["changes"] = changes
+        data["attributes_replaced"] = replaced
+        data["attributes_set"] = dict(attributes or {})
+        data["attributes_removed"] = []
+
+
+def attributes_after(event: ParticipantProfileUpdated, before: JSON) -> JSON:
+    """The attribute map after ``event`` (a new dict): emptied if replaced, keys removed, set.
+
+    The one meaning of the event's attribute fields, for the projector's fold and for decisions.
+    """
+    after = {} if event.attributes_replaced else dict(before)
+    for key in event.attributes_removed:
+        after.pop(key, None)
+    after.update(event.attributes_set)
+    return after
 
 
 @dataclass(frozen=True, slots=True)

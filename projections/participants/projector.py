@@ -20,6 +20,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    attributes_after,
 )
 from schemas.sections import fold
 
@@ -144,8 +145,11 @@ def _(event: ParticipantRegistered, row: ParticipantRow, commit: Commit) -> Part
 
 @evolve.register
 def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    allowed = {"display_name", "avatar_url", "attributes"}
-    return replace(row, **{k: v for k, v in event.changes.items() if k in allowed})
+    allowed = {"display_name", "avatar_url"}
+    fields = {k: v for k, v in event.changes.items() if k in allowed}
+    if event.attributes_replaced or event.attributes_set or event.attributes_removed:
+        fields["attributes"] = attributes_after(event, row.attributes)
+    return replace(row, **fields)
 
 
 @evolve.register

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from services.api import sections
+from services.api.errors import ITEM_UNKNOWN_FAILURE, item_error
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
 from services.api.requests import context, dumps, int_query, json_body
 from services.participants.commands import from_body
-from services.participants.domain import DomainError
 from services.participants.handlers import Result, execute
 from services.validation import ValidationFailed, normalize_timestamp, validate
 
 MAX_BATCH = 100
+MAX_ID = 255  # a failed item's participant_id is echoed only if it has an id's length
+
+logger = logging.getLogger(__name__)
 
 
 def moved(result: Result) -> dict[str, Any]:
@@ -62,7 +66,12 @@ def _event_answer(result: Result) -> dict[str, Any]:
 
 
 async def track_events(request: web.Request) -> web.Response:
-    """Up to 100 events; each is its own command, so one failure does not undo the others."""
+    """Up to 100 events, each its own command: one item's failure is that item's result.
+
+    Answers 200 with ``{"results": [...], "total", "succeeded", "failed"}``, one result per item in
+    request order, whatever the items do; only a request that is not a batch (body not a JSON
+    object, ``events`` not a list of 1 to 100) is refused as a whole (400/422).
+    """
     body = await json_body(request, None)
     items = body.get("events")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
@@ -75,6 +84,7 @@ async def track_events(request: web.Request) -> web.Response:
                 }
             ]
         )
+    context(request)  # a malformed Idempotency-Key header is the request's error, not each item's
     results = await asyncio.gather(*[_one_event(request, i, item) for i, item in enumerate(items)])
     ok = sum(1 for r in results if r["success"])
     return web.json_response(
@@ -84,6 +94,7 @@ async def track_events(request: web.Request) -> web.Response:
 
 
 async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, Any]:
+    """Run one batch item; every exception it raises becomes its result (never the batch's)."""
     try:
         if not isinstance(item, dict):
             raise ValidationFailed(
@@ -99,16 +110,26 @@ async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, A
         ctx = context(request, body)
         ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
-    except ValidationFailed as exc:
-        return {"index": index, "success": False, "error": exc.errors}
-    except DomainError as exc:
-        return {"index": index, "success": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the item's answer, whatever went wrong
+        return _item_failure(request, index, item, exc)
     return {
         "index": index,
         "success": True,
         "participant_id": body["participant_id"],
         **_event_answer(result),
     }
+
+
+def _item_failure(request: web.Request, index: int, item: Any, exc: Exception) -> dict[str, Any]:
+    """``status_code`` and ``error`` are the status and ``detail`` POST /events would answer."""
+    status, detail = item_error(exc)
+    if detail is ITEM_UNKNOWN_FAILURE:
+        logger.exception("batch item %d failed on %s", index, request.path, exc_info=exc)
+    failure: dict[str, Any] = {"index": index, "success": False}
+    pid = item.get("participant_id") if isinstance(item, dict) else None
+    if isinstance(pid, str) and 1 <= len(pid) <= MAX_ID:
+        failure["participant_id"] = pid
+    return {**failure, "status_code": status, "error": detail}
 
 
 async def participant_events(request: web.Request) -> web.Response:

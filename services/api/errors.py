@@ -11,6 +11,7 @@ from aiohttp import web
 from services.api.keys import settings_key
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import (
+    AttributesTooLarge,
     InsufficientPoints,
     ParticipantNotFound,
     Refused,
@@ -50,6 +51,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (DuplicateCode, 409),
     (CodeIsImmutable, 422),
     (InsufficientPoints, 400),
+    (AttributesTooLarge, 413),
     (UnknownDefinition, 404),
     (Refused, 409),
     (ConcurrencyConflict, 409),
@@ -81,3 +83,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 return error(status, str(exc), headers)
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "Internal server error")
+
+
+# What a batch item that failed in an unforeseen way answers: it may have been committed.
+ITEM_UNKNOWN_FAILURE = (
+    "This item could not be processed and may have been recorded; "
+    "retry it with the same idempotency_key to get its result."
+)
+
+
+def item_error(exc: Exception) -> tuple[int, object]:
+    """The status and ``detail`` one item of a batch answers for ``exc`` (the item's result).
+
+    The same mapping as a single request (``STATUS_OF``; validation errors 422 with their list);
+    anything else is 503, because the item may have reached the log before it failed.
+    """
+    if isinstance(exc, ValidationFailed):
+        return 422, exc.errors
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            return status, str(exc)
+    return 503, ITEM_UNKNOWN_FAILURE

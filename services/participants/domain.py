@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from schemas.events import (
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsDeducted,
+    attributes_after,
 )
 from services.participants.commands import (
     UNSET,
@@ -41,6 +43,24 @@ class UnknownDefinition(DomainError):
 
 class Refused(DomainError):
     """A rule refuses the command in the current state (a reward's cap or stock): 409."""
+
+
+# A participant's attributes as a whole (each request's map is bounded at the validation boundary):
+# PATCHes add keys, so without a bound the participant row, read and rewritten on every write,
+# grows with history.
+MAX_ATTRIBUTE_KEYS = 1_000
+MAX_ATTRIBUTE_BYTES = 64 * 1024  # the map as compact UTF-8 JSON
+
+
+class AttributesTooLarge(DomainError):
+    """The change would leave the participant more attributes than a profile holds: 413."""
+
+    def __init__(self, keys: int, size: int) -> None:
+        super().__init__(
+            f"attributes: a participant holds at most {MAX_ATTRIBUTE_KEYS} keys and "
+            f"{MAX_ATTRIBUTE_BYTES} bytes (as JSON) of attributes; this change would leave "
+            f"{keys} keys, {size} bytes. Remove keys (set them to null) first."
+        )
 
 
 class InsufficientPoints(DomainError):
@@ -133,47 +153,113 @@ def _deduct(draft: Draft, command: DeductPoints) -> None:
 
 def _register(state: ParticipantState | None, cmd: RegisterParticipant) -> list[Event]:
     if state is None:
+        attributes = {} if cmd.attributes in (UNSET, None) else dict(cmd.attributes)
+        check_attribute_bounds({}, attributes)
         return [
             ParticipantRegistered(
                 display_name=None if cmd.display_name is UNSET else cmd.display_name,
                 avatar_url=None if cmd.avatar_url is UNSET else cmd.avatar_url,
-                attributes={} if cmd.attributes in (UNSET, None) else dict(cmd.attributes),
+                attributes=attributes,
             )
         ]
-    attributes = cmd.attributes if cmd.attributes in (UNSET, None) else dict(cmd.attributes)
-    return _changes(state, cmd.display_name, cmd.avatar_url, attributes)
+    # Registering again replaces the attributes (null: with none); UNSET leaves them.
+    change = Attributes()
+    if cmd.attributes is not UNSET:
+        change = replacement(state.attributes, cmd.attributes or {})
+    return _profile_event(state, cmd.display_name, cmd.avatar_url, change)
 
 
 def _update(state: ParticipantState, cmd: UpdateParticipant) -> list[Event]:
-    attributes: Any = UNSET
-    if cmd.attributes is not UNSET:
-        attributes = merge_attributes(state.attributes, cmd.attributes or {})
-    return _changes(state, cmd.display_name, cmd.avatar_url, attributes)
+    attributes = Attributes()
+    if cmd.attributes not in (UNSET, None):
+        attributes = merge_patch(state.attributes, cmd.attributes)
+    return _profile_event(state, cmd.display_name, cmd.avatar_url, attributes)
 
 
-def merge_attributes(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Shallow JSON merge patch: keys in ``patch`` replace, keys set to null are removed."""
-    merged = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """How an attribute map changes: emptied first (``replaced``), then keys removed and set."""
+
+    replaced: bool = False
+    set: dict[str, Any] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.replaced or bool(self.set) or bool(self.removed)
 
 
-def _changes(
-    state: ParticipantState, display_name: Any, avatar_url: Any, attributes: Any
-) -> list[Event]:
-    wanted = {"display_name": display_name, "avatar_url": avatar_url, "attributes": attributes}
-    current = {
-        "display_name": state.display_name,
-        "avatar_url": state.avatar_url,
-        "attributes": state.attributes,
+def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> Attributes:
+    """Shallow JSON merge patch (RFC 7396 at the top level): a key set to null is removed, any
+    other key replaces. Only the keys that change are kept, so a no-op patch is empty."""
+    removed = [k for k, v in patch.items() if v is None and k in current]
+    changed = {
+        k: v
+        for k, v in patch.items()
+        if v is not None and (k not in current or not same(current[k], v))
     }
-    changes = {k: v for k, v in wanted.items() if v is not UNSET and v != current[k]}
-    if "attributes" in changes and changes["attributes"] is None:
-        changes["attributes"] = {}
-        if not current["attributes"]:
-            del changes["attributes"]
-    return [ParticipantProfileUpdated(changes=changes)] if changes else []
+    return Attributes(set=changed, removed=removed)
+
+
+def replacement(current: dict[str, Any], wanted: dict[str, Any]) -> Attributes:
+    """The attributes become exactly ``wanted`` (null values kept, as a first registration does).
+
+    Written as a delta (keys set and removed) when that is no longer than ``wanted``, else as a
+    replacement by ``wanted``: either way the event is never longer than the request, and both
+    fold to ``wanted``.
+    """
+    changed = {k: v for k, v in wanted.items() if k not in current or not same(current[k], v)}
+    removed = [k for k in current if k not in wanted]
+    if len(changed) + len(removed) <= len(wanted):
+        return Attributes(set=changed, removed=removed)
+    return Attributes(replaced=True, set=dict(wanted))
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality that tells 1, 1.0 and true apart (Python's == does not)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _profile_event(
+    state: ParticipantState, display_name: Any, avatar_url: Any, attributes: Attributes
+) -> list[Event]:
+    """One ParticipantProfileUpdated with only what changes, or nothing when nothing does."""
+    wanted = {"display_name": display_name, "avatar_url": avatar_url}
+    current = {"display_name": state.display_name, "avatar_url": state.avatar_url}
+    changes = {k: v for k, v in wanted.items() if v is not UNSET and not same(v, current[k])}
+    if not changes and not attributes:
+        return []
+    event = ParticipantProfileUpdated(
+        changes=changes,
+        attributes_replaced=attributes.replaced,
+        attributes_set=attributes.set,
+        attributes_removed=attributes.removed,
+    )
+    if attributes:
+        check_attribute_bounds(state.attributes, attributes_after(event, state.attributes))
+    return [event]
+
+
+def check_attribute_bounds(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Refuse a change that leaves more than MAX_ATTRIBUTE_KEYS keys or MAX_ATTRIBUTE_BYTES.
+
+    A map already over a bound (written before the bound existed) may still shrink or change
+    values: only growth past a bound is refused.
+    """
+    if len(after) > MAX_ATTRIBUTE_KEYS:
+        if len(after) > len(before):
+            raise AttributesTooLarge(len(after), json_size(after))
+        return
+    size = json_size(after)
+    if size > MAX_ATTRIBUTE_BYTES and size > json_size(before):
+        raise AttributesTooLarge(len(after), size)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

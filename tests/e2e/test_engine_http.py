@@ -254,3 +254,34 @@ async def test_events_rules_history_batch_and_idempotency(api: Api, pid: str) ->
 )
 async def test_bad_events_are_422(api: Api, body: dict[str, Any]) -> None:
     assert (await api.post("/events", body)).status == 422
+
+
+async def test_a_batch_answers_each_item_and_a_retry_records_nothing_twice(
+    api: Api, pid: str
+) -> None:
+    reused = f"award-{pid}"
+    assert (await api.award(pid, 5, idem=reused)).status == 200
+    other = f"{pid}-b"
+    items: list[Any] = [
+        {"participant_id": pid, "event_name": "login", "idempotency_key": f"ok-{pid}"},
+        {"participant_id": pid, "event_name": "login", "timestamp": "0001-01-01T00:00:00+01:00"},
+        {"participant_id": pid, "event_name": "login", "timestamp": "9999-12-31T23:59:59-01:00"},
+        {"participant_id": pid, "event_name": "login", "idempotency_key": reused},
+        {"participant_id": other, "event_name": ""},
+        ["not", "an", "object"],
+        {"participant_id": other, "event_name": "login", "idempotency_key": f"ok-{other}"},
+    ]
+    first = await api.post("/events/batch", {"events": items})
+    assert first.status == 200, first
+    assert [r["success"] for r in first.body["results"]] == [True] + [False] * 5 + [True]
+    assert (first.body["succeeded"], first.body["failed"]) == (2, 5)
+    failed = first.body["results"][1:6]
+    assert all(isinstance(r["status_code"], int) and r["error"] for r in failed)
+    assert (failed[2]["status_code"], failed[3]["status_code"]) == (409, 422)
+    again = await api.post("/events/batch", {"events": items})
+    assert again.status == 200, again
+    assert again.body["results"][0]["event_id"] == first.body["results"][0]["event_id"]
+    assert again.body["results"][6]["fact_id"] == first.body["results"][6]["fact_id"]
+    for who in (pid, other):
+        history = await api.get(f"/participants/{who}/events")
+        assert history.body["total"] == 1, (who, history)

@@ -2,8 +2,9 @@
 
 ``tests/fixtures/log_v1.jsonl`` is written by hand, one commit per line: PointsAwarded and
 PointsDeducted at version 1 (no ``metadata``), ParticipantProfileUpdated at version 1 (``fields``
-instead of ``changes``), mixed with current-version events, over three participants in two
-tenants, with one duplicate (reused idempotency key) and one stale (conflicting) commit. The
+instead of ``changes``) and at version 2 (``changes.attributes`` holding the whole merged map,
+read as a replacement by it: c-15 and c-16 give the same row as the version 2 code gave), mixed
+with current-version events, over three participants in two tenants, with one duplicate (reused idempotency key) and one stale (conflicting) commit. The
 lines are stored as they are (never re-encoded) in the embedded SQLite log or an in-memory log,
 replayed into a fresh SQLite or PostgreSQL store, and the read models are compared with values
 worked out by hand below.
@@ -67,15 +68,17 @@ EXPECTED_ROWS = {
     ("acme", "bob"): ParticipantRow(
         tenant="acme",
         participant_id="bob",
-        version=3,  # c-05, c-06, c-08 (c-07 reuses bob-award-2: duplicate)
-        display_name="Bob",
+        version=6,  # c-05, c-06, c-08, c-15, c-16, c-17 (c-07 reuses bob-award-2: duplicate)
+        display_name="Bobby",  # v2 update c-15
         avatar_url="https://img.example/bob.png",
-        attributes={},
+        # v2 c-15 {team, rank} then v2 c-16 {rank: 3, note: null} replace the map (team gone),
+        # then v3 c-17 sets level and removes rank.
+        attributes={"note": None, "level": 7},
         balance=75,  # 50 + 25
         total_earned=75,
         total_spent=0,
         created_at="2025-03-01T09:04:00Z",
-        last_seen_at="2025-03-01T09:07:00Z",
+        last_seen_at="2025-03-01T09:16:00Z",
     ),
     ("globex", "carol"): ParticipantRow(
         tenant="globex",
@@ -142,7 +145,7 @@ def fields_of(row: ParticipantRow) -> dict[str, Any]:
     return {name: getattr(row, name) for name in CHECKED_FIELDS}
 
 
-EXPECTED_STATUS = {f"c-{n:02d}": "applied" for n in range(1, 15)} | {
+EXPECTED_STATUS = {f"c-{n:02d}": "applied" for n in range(1, 18)} | {
     "c-07": "duplicate",
     "c-12": "conflict",
 }
@@ -154,7 +157,7 @@ EXPECTED_STATUS = {f"c-{n:02d}": "applied" for n in range(1, 15)} | {
 
 def test_the_fixture_has_the_commit_envelope_with_old_event_versions() -> None:
     lines = [json.loads(line) for line in fixture_lines()]
-    assert len(lines) == 14
+    assert len(lines) == 17
     schema = commit_schema()
     envelope = copy.deepcopy(schema)
     del envelope["properties"]["events"]["items"]["allOf"]  # the per-type data rules
@@ -164,12 +167,14 @@ def test_the_fixture_has_the_commit_envelope_with_old_event_versions() -> None:
     old_points = [
         e for e in events if e["type"] in ("PointsAwarded", "PointsDeducted") and e["version"] == 1
     ]
-    old_updates = [
-        e for e in events if e["type"] == "ParticipantProfileUpdated" and e["version"] == 1
-    ]
+    updates = [e for e in events if e["type"] == "ParticipantProfileUpdated"]
+    old_updates = [e for e in updates if e["version"] < 3]
     assert len(old_points) == 7 and all("metadata" not in e["data"] for e in old_points)
-    assert len(old_updates) == 2
-    assert all("fields" in e["data"] and "changes" not in e["data"] for e in old_updates)
+    assert [e["version"] for e in updates] == [1, 2, 1, 2, 2, 3]
+    v1 = [e for e in old_updates if e["version"] == 1]
+    assert all("fields" in e["data"] and "changes" not in e["data"] for e in v1)
+    v2_maps = [e for e in old_updates if "attributes" in e["data"].get("changes", {})]
+    assert len(v2_maps) == 2 and all(e["version"] == 2 for e in v2_maps)
     assert any(e["version"] == 2 for e in events)  # current events mixed in
     # The current schema rejects exactly the lines carrying an old event.
     validator = jsonschema.Draft202012Validator(schema)
@@ -229,10 +234,10 @@ async def test_an_old_format_log_replays_into_the_hand_computed_read_models(
         replayed = await replay_sqlite_log(tmp_path, database_url)
     else:
         replayed = await replay_memory_log(db)
-    assert replayed == 14
+    assert replayed == 17
 
     queries = ParticipantQueries(db)
-    assert queries.next_offset(TOPIC, 0) == 14
+    assert queries.next_offset(TOPIC, 0) == 17
     for (tenant, pid), expected in EXPECTED_ROWS.items():
         found = queries.participant(tenant, pid)
         assert found is not None, (tenant, pid)
@@ -268,9 +273,12 @@ async def test_an_old_format_log_replays_into_the_hand_computed_read_models(
     assert update is not None and update.events == [
         {
             "type": "ParticipantProfileUpdated",
-            "version": 2,
+            "version": 3,
             "data": {
-                "changes": {"display_name": "Alice A.", "attributes": {"team": "blue", "level": 1}}
+                "changes": {"display_name": "Alice A."},
+                "attributes_replaced": True,
+                "attributes_set": {"team": "blue", "level": 1},
+                "attributes_removed": [],
             },
         }
     ]

@@ -98,9 +98,26 @@ def test_a_v1_profile_update_has_its_renamed_field_upcast() -> None:
     )
 
 
+def test_a_v2_profile_update_with_the_whole_map_is_upcast_to_a_replacement() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"][1] = {
+        "type": "ParticipantProfileUpdated",
+        "version": 2,
+        "data": {"changes": {"avatar_url": None, "attributes": {"a": 1, "b": None}}},
+    }
+    assert decode(orjson.dumps(raw)).events[1] == ParticipantProfileUpdated(
+        changes={"avatar_url": None},
+        attributes_replaced=True,
+        attributes_set={"a": 1, "b": None},
+        attributes_removed=[],
+    )
+    raw["events"][1]["data"] = {"changes": {"display_name": "Jo"}}  # attributes untouched
+    assert decode(orjson.dumps(raw)).events[1] == ParticipantProfileUpdated({"display_name": "Jo"})
+
+
 def test_encoding_writes_the_current_class_version() -> None:
     versions = [e["version"] for e in orjson.loads(encode(COMMIT))["events"]]
-    assert versions == [1, 2, 2, 2]
+    assert versions == [1, 3, 2, 2]
 
 
 def test_an_event_newer_than_the_code_is_refused_rather_than_misread() -> None:

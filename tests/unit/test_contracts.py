@@ -181,7 +181,7 @@ def realistic_commits() -> list[Commit]:
             "rewards.claim",
             ParticipantRegistered("Jane Doe", None, {"plan": "premium"}, auto_created=False),
             ParticipantProfileUpdated(
-                {"display_name": "Jane Smith", "attributes": {"plan": "pro"}}
+                {"display_name": "Jane Smith"}, False, {"plan": "pro"}, ["trial"]
             ),
             PointsAwarded("tx-1", 150, 150, "challenge:learner", {"challenge": "learner"}),
             TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, manual=False),
@@ -247,6 +247,9 @@ WRONG = {
         {"type": "DefinitionDeactivated", "version": 1, "data": {}}
     ),
     "unknown stream": lambda r: r.update(stream="leaderboard"),
+    "a whole attribute map in a profile update's changes (v2) under version 3": lambda r: r[
+        "events"
+    ][1]["data"]["changes"].update(attributes={"plan": "pro"}),
 }
 
 
@@ -714,7 +717,13 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", f"{BASE}/points/deduct", 400, json={**user, "amount": 5000})
     await call("POST", f"{BASE}/points/deduct", 409, headers=keyed, json={**user, "amount": 1})
     await call("POST", f"{BASE}/events", 200, json={**user, "event_name": "purchase"})
-    batch = [{**user, "event_name": "lesson"}, {**user, "event_name": "lesson"}, {"x": 1}]
+    batch = [
+        {**user, "event_name": "lesson"},
+        {**user, "event_name": "lesson"},
+        {"x": 1},
+        {**user, "event_name": "lesson", "idempotency_key": "order-42"},  # used by an award: 409
+        "not an object",
+    ]
     await call("POST", f"{BASE}/events/batch", 200, json={"events": batch})
     await call("POST", f"{BASE}/events/batch", 422, json={"events": []})
     await call("GET", f"{P}/events", 200, at=pid, query={"event_name": "lesson"})

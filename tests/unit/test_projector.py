@@ -98,6 +98,36 @@ def test_profile_updates_change_only_the_named_fields() -> None:
     )
 
 
+def fold_profile(attributes: dict, *events: ParticipantProfileUpdated) -> dict:
+    row = ParticipantRow("t", "u1", version=1, attributes=attributes)
+    for n, event in enumerate(events, start=1):
+        verdict = apply_commit(row, commit(n, event), key_used=False)
+        assert verdict.row is not None
+        row = verdict.row
+    return row.attributes
+
+
+def test_a_profile_update_sets_and_removes_only_its_attribute_keys() -> None:
+    before = {"a": 1, "b": 2, "c": 3}
+    event = ParticipantProfileUpdated(attributes_set={"b": 5, "d": 4}, attributes_removed=["c"])
+    assert fold_profile(before, event) == {"a": 1, "b": 5, "d": 4}
+    assert before == {"a": 1, "b": 2, "c": 3}
+
+
+def test_a_replacing_profile_update_empties_the_map_first() -> None:
+    event = ParticipantProfileUpdated(attributes_replaced=True, attributes_set={"z": None})
+    assert fold_profile({"a": 1, "b": 2}, event) == {"z": None}
+    assert fold_profile({"a": 1}, ParticipantProfileUpdated(attributes_replaced=True)) == {}
+
+
+def test_a_profile_update_of_names_only_keeps_the_attributes_object() -> None:
+    row = ParticipantRow("t", "u1", version=1, attributes={"a": 1})
+    verdict = apply_commit(
+        row, commit(1, ParticipantProfileUpdated({"avatar_url": None})), key_used=False
+    )
+    assert verdict.row is not None and verdict.row.attributes is row.attributes
+
+
 def test_unknown_event_types_leave_the_row_unchanged_but_still_count_the_commit() -> None:
     class FutureEvent(Event):
         TYPE = "FutureEvent"
