@@ -128,6 +128,7 @@ class _Replay:
         return self.result
 
     def _fresh_target(self) -> None:
+        self.target.create_table()  # a fresh --into store has no tracking table to clear yet
         drop_tables(self.target_db, self.tables, self.suffix, f"{PROJECTION}{self.suffix}")
         self.target.create_table()
 

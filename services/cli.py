@@ -191,7 +191,13 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gamify replay: {exc}", file=sys.stderr)
         return USAGE
     except Exception as exc:  # the CLI's last word: ReplayError, an unreachable log or store
-        print(f"gamify replay: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        logging.getLogger("gamify.replay").debug("replay failed", exc_info=True)
+        hint = (
+            ""
+            if logging.root.isEnabledFor(logging.DEBUG)
+            else " (GAMIFY_LOG_LEVEL=DEBUG shows the traceback)"
+        )
+        print(f"gamify replay: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return FAILED
     for difference in result.differences[:50]:
         print(difference.describe())
