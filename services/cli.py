@@ -174,7 +174,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         participant=args.participant,
         verify=args.verify,
         swap=not args.no_swap,
-        resume=args.swap or args.verify,
+        resume=args.swap,  # --verify rebuilds: the code may have changed since
     )
     if args.read_models:
         opts.read_models = tuple(args.read_models)
@@ -203,11 +203,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(difference.describe())
     if len(result.differences) > 50:
         print(f"... and {len(result.differences) - 50} more differences")
-    verdict = f"{len(result.differences)} differences" if args.verify else "done"
-    print(
-        f"gamify replay: {result.events} events in {result.seconds:.1f}s; {verdict}",
-        file=sys.stderr,
-    )
+    print(f"gamify replay: {result.summary(args.verify)}", file=sys.stderr)
     return result.exit_code
 
 
