@@ -11,6 +11,7 @@ from services.config import ApiKeySpec
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a request acts as: a tenant, and whether the key has the admin scope."""
