@@ -20,12 +20,33 @@ from aiohttp import web
 from services import dev_key
 from services.api.app import create_app
 from services.api.auth import KeyRing
+from services.api.docs_views import DOCS_PATH
 from services.config import ConfigError, Settings
-
-DOCS_PATH = "/api/v1/gamify/docs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"gamify: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiokafka narrates every group join at INFO; keep its warnings and errors.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
+    if args.command in SERVER_COMMANDS:
+        return serve_command(settings, args.command, args.host, args.port)
+    if args.command == "dev-broker":
+        return dev_broker_command(args.port)
+    if args.command == "keys":
+        return keys_command(settings, args.action)
+    return replay_command(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `gamify` argument parser: one sub-command per role, replay, keys and dev-broker."""
     parser = argparse.ArgumentParser(prog="gamify", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in SERVER_COMMANDS.items():
@@ -46,24 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["show-dev", "rotate-dev"],
         help="show-dev: print the development key; rotate-dev: replace it (restart to use it)",
     )
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"gamify: configuration error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aiokafka narrates every group join at INFO; keep its warnings and errors.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
-    if args.command in SERVER_COMMANDS:
-        return serve_command(settings, args.command, args.host, args.port)
-    if args.command == "dev-broker":
-        return dev_broker_command(args.port)
-    if args.command == "keys":
-        return keys_command(settings, args.action)
-    return replay_command(settings, args)
+    return parser
 
 
 SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
