@@ -345,7 +345,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
             if logging.root.isEnabledFor(logging.DEBUG)
             else " (GAMIFY_LOG_LEVEL=DEBUG shows the traceback)"
         )
-        print(f"gamify replay: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        print(f"gamify replay: failed: {_cause(exc, settings, args)}{hint}", file=sys.stderr)
         return FAILED
     for difference in result.differences[:50]:
         print(difference.describe())
@@ -353,6 +353,15 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"... and {len(result.differences) - 50} more differences")
     print(f"gamify replay: {result.summary(args.verify)}", file=sys.stderr)
     return result.exit_code
+
+
+def _cause(exc: BaseException, settings: Settings, args: argparse.Namespace) -> str:
+    """One line saying why a replay failed; a pool that never connected names the databases."""
+    if type(exc).__name__ == "PoolTimeout":
+        urls = [u for u in (settings.read_model_url, args.into) if u and u.startswith("postgres")]
+        named = " or ".join(_redacted(u) for u in urls)
+        return f"could not connect to PostgreSQL ({named}): {exc}"
+    return _one_line(exc)
 
 
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
