@@ -243,7 +243,7 @@ def dev_broker_command(port: int) -> int:
         while not stop["signal"] and broker.running:
             time.sleep(0.2)
     finally:
-        crashed = not broker.running
+        crashed = not broker.running and not stop["signal"]  # Ctrl+C reaches tansu too
         tail = broker.log_tail() if crashed else ""
         broker.stop()
     if crashed:
