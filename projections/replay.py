@@ -66,9 +66,22 @@ class ReplayOptions:
 
 @dataclass(slots=True)
 class ReplayResult:
-    events: int = 0
+    """``commits``: log records folded (one commit holds one or more events); ``resumed_from``:
+    the shadow copy's positions (partition -> next offset) when an earlier copy was continued."""
+
+    commits: int = 0
     seconds: float = 0.0
     differences: list[Difference] = field(default_factory=list)
+    resumed_from: dict[int, int] | None = None
+
+    def summary(self, verify: bool) -> str:
+        """``<n> commits in <s>s[ (continued ...)]; <d> differences|done``."""
+        resumed = ""
+        if self.resumed_from is not None:
+            at = ", ".join(f"{p}:{n}" for p, n in sorted(self.resumed_from.items())) or "start"
+            resumed = f" (continued the shadow copy left at partition:offset {at})"
+        verdict = f"{len(self.differences)} differences" if verify else "done"
+        return f"{self.commits} commits in {self.seconds:.1f}s{resumed}; {verdict}"
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +126,10 @@ class _Replay:
         await asyncio.to_thread(self.live.create_table)
         if self.opts.resume and not self.repair and not self.opts.into_url:
             await asyncio.to_thread(self.target.create_table)  # continue an earlier rebuild
+            partitions = sorted(await self.opts.end_offsets())
+            self.result.resumed_from = await asyncio.to_thread(
+                self.target.next_offsets, self.opts.topic, partitions
+            )
         else:
             await asyncio.to_thread(self._fresh_target)
         ends = await self.opts.end_offsets()
@@ -128,6 +145,7 @@ class _Replay:
         return self.result
 
     def _fresh_target(self) -> None:
+        self.target.create_table()  # a fresh --into store has no tracking table to clear yet
         drop_tables(self.target_db, self.tables, self.suffix, f"{PROJECTION}{self.suffix}")
         self.target.create_table()
 
@@ -146,7 +164,7 @@ class _Replay:
             poll_timeout=0.5,
         )
         bar.finish()
-        self.result.events += stats.records
+        self.result.commits += stats.records
 
     async def _settle(self, action: Callable[[Any, dict[int, int]], Any], *, exact: bool) -> Any:
         """Catch the rebuilt copy up with the live positions, then run ``action`` under lock.
@@ -205,7 +223,7 @@ _MOVED = object()
 
 
 class ProgressBar:
-    """Events replayed, events/s and ETA: a bar on a terminal, a line every 2 s otherwise."""
+    """Commits replayed, commits/s and ETA: a bar on a terminal, a line every 2 s otherwise."""
 
     def __init__(
         self, label: str, start: dict[int, int], until: dict[int, int], out: TextIO
@@ -236,12 +254,12 @@ class ProgressBar:
             bar = "#" * int(share * 30)
             self.out.write(
                 f"\r{self.label} [{bar:<30}] {share:6.1%} {done}/{self.total} "
-                f"{rate:,.0f} events/s ETA {left:4.0f}s{end}"
+                f"{rate:,.0f} commits/s ETA {left:4.0f}s{end}"
             )
         else:
             self.out.write(
-                f"{self.label}: {done}/{self.total} events ({share:.1%}), "
-                f"{rate:,.0f} events/s, ETA {left:.0f}s\n"
+                f"{self.label}: {done}/{self.total} commits ({share:.1%}), "
+                f"{rate:,.0f} commits/s, ETA {left:.0f}s\n"
             )
         self.out.flush()
 

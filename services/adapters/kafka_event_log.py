@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import UnknownError
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import codec
@@ -56,6 +57,10 @@ def _positive_murmur2(key: bytes) -> int:
 def java_partition(key: bytes, num_partitions: int) -> int:
     """The partition the Java client's default partitioner picks for a non-null key."""
     return _positive_murmur2(bytes(key)) % num_partitions
+
+
+class IdempotenceUnsupported(RuntimeError):
+    """The broker refused InitProducerId (e.g. tansu): the fix is GAMIFY_KAFKA_IDEMPOTENCE=false."""
 
 
 class Murmur2Partitioner:
@@ -127,7 +132,16 @@ class KafkaEventLog:
             enable_idempotence=self.idempotence,
             partitioner=Murmur2Partitioner(),
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except UnknownError as exc:
+            await producer.stop()
+            if not self.idempotence:
+                raise
+            raise IdempotenceUnsupported(
+                f"the broker at {self.bootstrap_servers} does not support the idempotent "
+                "producer (InitProducerId failed); set GAMIFY_KAFKA_IDEMPOTENCE=false"
+            ) from exc
         self._producer = producer
 
     async def stop(self) -> None:

@@ -89,9 +89,20 @@ async def create(request: web.Request) -> web.Response:
     return await _definition_response(request, kind, new_id, 201)
 
 
+async def _resolve(request: web.Request, kind: str) -> str:
+    """The id of the definition the path names, by id or else by code (404 if neither)."""
+    ref = request.match_info["id"]
+    found = await asyncio.to_thread(
+        request.app[definition_queries_key].by_id_or_code, principal(request).tenant, kind, ref
+    )
+    if found is None:
+        raise DefinitionNotFound(kind, ref)
+    return found.id
+
+
 async def get_definition(request: web.Request) -> web.Response:
     kind = _kind(request)
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, await _resolve(request, kind), 200)
 
 
 async def update(request: web.Request) -> web.Response:
@@ -99,28 +110,25 @@ async def update(request: web.Request) -> web.Response:
     changes = _checked(
         kind, validate(f"definitions/{kind}", await json_body(request, None), partial=True)
     )
+    id_ = await _resolve(request, kind)
     await change_definition(
         request.app[deps_key],
         request.app[definition_reader_key],
         context(request),
         kind,
-        request.match_info["id"],
+        id_,
         changes,
     )
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, id_, 200)
 
 
 async def delete(request: web.Request) -> web.Response:
     kind = _kind(request)
+    id_ = await _resolve(request, kind)
     await change_definition(
-        request.app[deps_key],
-        request.app[definition_reader_key],
-        context(request),
-        kind,
-        request.match_info["id"],
-        None,
+        request.app[deps_key], request.app[definition_reader_key], context(request), kind, id_, None
     )
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, id_, 200)
 
 
 async def _definition_response(

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.config import ApiKeySpec
 
 logger = logging.getLogger(__name__)
-
-DEV_KEYS_FILE = "api_keys.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +55,3 @@ class KeyRing:
             if hmac.compare_digest(stored.digest, wanted):
                 match = stored
         return Principal(match.tenant, match.admin) if match else None
-
-
-def development_keys(data_dir: Path) -> tuple[KeyRing, str | None]:
-    """The development key ring for tenant ``default``, creating the key on first start.
-
-    Returns the ring and the plaintext key when it was just created (to print once), else None.
-    """
-    path = data_dir / DEV_KEYS_FILE
-    if path.exists():
-        stored = json.loads(path.read_text())
-        return KeyRing(
-            [StoredKey(k["tenant"], bytes.fromhex(k["sha256"]), k["admin"]) for k in stored]
-        ), None
-    key = "gmf_dev_" + secrets.token_hex(16)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([{"tenant": "default", "sha256": digest(key).hex(), "admin": True}]))
-    path.chmod(0o600)
-    return KeyRing([StoredKey("default", digest(key), True)]), key

@@ -13,11 +13,12 @@ from services.api.keys import key_ring_key
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 principal_key = web.RequestKey("principal_key", Principal)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/gamify/openapi.json"})
+PUBLIC_PREFIX = "/api/v1/gamify/docs"  # the documentation page and its assets
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIX):
         return await handler(request)
     presented = request.headers.get("X-API-Key")
     if presented is None:

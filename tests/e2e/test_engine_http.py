@@ -46,6 +46,70 @@ async def test_admin_crud_with_scopes_duplicates_and_soft_delete(api: Api) -> No
     assert missing.status == 422
 
 
+async def test_definitions_are_addressed_by_id_or_by_code_and_ids_win(api: Api) -> None:
+    c = code("by_code")
+    created = await define(api, "badges", {"code": c, "name": "Badge"})
+    got = await api.get(f"/admin/badges/{c}", key=ADMIN_KEY)
+    assert got.status == 200 and got.body == created, got
+    patched = await api.patch(f"/admin/badges/{c}", {"name": "Renamed"}, key=ADMIN_KEY)
+    assert patched.status == 200 and patched.body["name"] == "Renamed", patched
+    assert patched.body["id"] == created["id"]
+    # a code that looks like another definition's id: the path means the id
+    twin = await define(api, "badges", {"code": created["id"], "name": "Twin"})
+    by_ref = await api.get(f"/admin/badges/{created['id']}", key=ADMIN_KEY)
+    assert by_ref.body["code"] == c, by_ref
+    assert (await api.get(f"/admin/badges/{twin['id']}", key=ADMIN_KEY)).body["name"] == "Twin"
+    deleted = await api.request("DELETE", f"/admin/badges/{c}", key=ADMIN_KEY)
+    assert deleted.status == 200 and deleted.body["is_active"] is False, deleted
+    await api.request("DELETE", f"/admin/badges/{twin['id']}", key=ADMIN_KEY)
+
+
+async def test_the_tier_list_is_ordered_by_level(api: Api) -> None:
+    made = []
+    # codes and creation order both disagree with the levels; manual tiers: no award reaches them
+    for prefix, level in (("a", 730), ("b", 710), ("c", 720)):
+        made.append(
+            await define(
+                api,
+                "tiers",
+                {
+                    "code": code(f"{prefix}_lvl{level}"),
+                    "name": f"L{level}",
+                    "level": level,
+                    "award_type": "manual",
+                    "criteria_config": {"min_points": 900_000_000 + level},
+                },
+            )
+        )
+    try:
+        listed = await api.get("/admin/tiers", key=ADMIN_KEY, params={"page_size": 200})
+        assert listed.status == 200, listed
+        levels = [t["level"] for t in listed.body["tiers"]]
+        assert levels == sorted(levels), levels
+        mine = [t["level"] for t in listed.body["tiers"] if t["id"] in {m["id"] for m in made}]
+        assert mine == [710, 720, 730]
+    finally:
+        for tier in made:
+            await api.request("DELETE", f"/admin/tiers/{tier['id']}", key=ADMIN_KEY)
+
+
+async def test_a_rule_needs_points_or_points_property(api: Api) -> None:
+    body = {"code": code("rule"), "name": "Nothing", "event_name": code("evt")}
+    refused = await api.post("/admin/rules", body, key=ADMIN_KEY)
+    assert refused.status == 422, refused
+    assert refused.body["detail"] == [
+        {
+            "loc": ["body"],
+            "msg": "needs at least one of: points, points_property",
+            "type": "schema.anyOf",
+        }
+    ]
+    rule = await define(api, "rules", {**body, "points": 5})
+    renamed = await api.patch(f"/admin/rules/{rule['id']}", {"name": "Five"}, key=ADMIN_KEY)
+    assert renamed.status == 200 and renamed.body["points"] == 5, renamed
+    await api.request("DELETE", f"/admin/rules/{rule['id']}", key=ADMIN_KEY)
+
+
 async def test_admin_lists_page_and_are_per_tenant(api: Api) -> None:
     prefix = code("lb")
     for i in range(3):

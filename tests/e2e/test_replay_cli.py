@@ -309,11 +309,16 @@ async def test_verify_reports_a_corrupted_row_until_a_replay_swaps_a_fresh_copy_
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, show(done)
     assert lines[0].startswith("participants ") and f"'{ACME}', '{bo}'" in lines[0], show(done)
-    assert "12345" in lines[0], show(done)
+    assert "total_earned live 12345 != rebuilt " in lines[0], show(done)
     assert "1 differences" in done.stderr, show(done)
+    # a second --verify rebuilds (the code may have changed), it does not reuse the first copy
+    replayed = re.search(r"gamify replay: (\d+) commits in", done.stderr)
+    assert replayed and int(replayed.group(1)) > 0, show(done)
+    assert "continued" not in done.stderr, show(done)
 
-    swapped = gamify_replay(fresh_server)
+    swapped = gamify_replay(fresh_server, "--swap")
     assert swapped.returncode == 0, show(swapped)
+    assert "continued the shadow copy left at partition:offset" in swapped.stderr, show(swapped)
     again = gamify_replay(fresh_server, "--verify")
     assert again.returncode == 0, show(again)
     assert again.stdout.strip() == "", show(again)
@@ -470,3 +475,57 @@ async def test_a_replay_waits_for_another_writer_of_the_read_model_file(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
     assert_same(before, await snapshot(api, people))
+
+
+# --------------------------------------------------------------------------------------------
+# (f) --into a fresh store (SQLite file or PostgreSQL schema that holds nothing yet)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+async def test_replay_into_a_fresh_store_builds_it_and_verifies_clean(
+    embedded_server: Server, api_for: Callable[[Server], Api], fresh_store_url: str
+) -> None:
+    api = api_for(embedded_server)
+    people = await write_session(api)
+    live = {pid: raw_rows(embedded_server, tenant, pid) for tenant, pid in _tenants(people)}
+
+    done = gamify_replay(embedded_server, "--into", fresh_store_url)
+    assert done.returncode == 0, show(done)
+    checked = gamify_replay(embedded_server, "--into", fresh_store_url, "--verify")
+    assert checked.returncode == 0, show(checked)
+    assert re.search(r"\b0 differences", checked.stderr), show(checked)
+    assert live == {
+        pid: raw_rows(embedded_server, tenant, pid) for tenant, pid in _tenants(people)
+    }  # the live store is only read
+
+
+def _tenants(people: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(GLOBEX if key == GLOBEX_KEY else ACME, pid) for key, pid in people]
+
+
+async def test_a_failed_replay_prints_one_line_and_the_traceback_only_at_debug(
+    embedded_server: Server, api_for: Callable[[Server], Api], tmp_path: Path
+) -> None:
+    await api_for(embedded_server).award(uid("fail"), 1)
+    (tmp_path / "a-file").write_text("not a directory")
+    unreachable = f"sqlite:///{tmp_path / 'a-file' / 'store.db'}"
+    done = gamify_replay(embedded_server, "--into", unreachable, timeout=60)
+    assert done.returncode == 3, show(done)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gamify replay: failed:"), show(done)
+    assert "Traceback" not in done.stderr, show(done)
+
+    embedded_server.env["GAMIFY_LOG_LEVEL"] = "DEBUG"
+    try:
+        verbose = gamify_replay(embedded_server, "--into", unreachable, timeout=60)
+    finally:
+        embedded_server.env["GAMIFY_LOG_LEVEL"] = "WARNING"
+    assert verbose.returncode == 3, show(verbose)
+    assert "Traceback" in verbose.stderr, show(verbose)

@@ -213,7 +213,7 @@ async def replay_sqlite_log(tmp_path: Path, database_url: str) -> int:
     finally:
         source.close()
     assert result.differences == []
-    return result.events
+    return result.commits
 
 
 async def replay_memory_log(db: Database) -> int:

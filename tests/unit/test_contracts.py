@@ -52,6 +52,7 @@ from schemas.events import (
 )
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.api.app import create_app
+from services.api.docs_views import DOCS_PATH
 from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
@@ -456,7 +457,9 @@ def route_table(tmp_path: Path) -> set[tuple[str, str]]:
     return {
         (route.resource.canonical, route.method.lower())
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith(DOCS_PATH)  # a page on the document, no API
     }
 
 
@@ -560,6 +563,30 @@ def test_every_openapi_example_satisfies_its_schema() -> None:
             assert errors_of(validator, example["value"]) == [], f"{where} example {name}"
             checked += 1
     assert checked > 40
+
+
+async def test_the_docs_page_and_its_assets_are_served_without_a_key(tmp_path: Path) -> None:
+    """Swagger UI from the installed package (no CDN), pointed at the OpenAPI document."""
+    app = create_app(settings(tmp_path), event_log=InMemoryEventLog())
+    async with TestClient(TestServer(app)) as client:
+        page = await client.get(DOCS_PATH)
+        assert page.status == 200 and page.content_type == "text/html"
+        html = await page.text()
+        assert f'url: "{BASE}/openapi.json"' in html
+        assert "http://" not in html and "https://" not in html  # nothing from the internet
+        linked = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert f"{DOCS_PATH}/swagger-ui-bundle.js" in linked
+        assert f"{DOCS_PATH}/swagger-ui.css" in linked
+        types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+        for href in linked:
+            resp = await client.get(href)
+            assert resp.status == 200, href
+            assert resp.content_type == types[Path(href).suffix], href
+            assert len(await resp.read()) > 100, href
+        bundle = await (await client.get(f"{DOCS_PATH}/swagger-ui-bundle.js")).text()
+        assert "SwaggerUIBundle" in bundle
+        missing = await client.get(f"{DOCS_PATH}/swagger-ui-bundle.js.map")
+        assert missing.status == 404 and (await missing.json())["detail"] == "Not Found"
 
 
 async def test_the_document_is_served_without_a_key(tmp_path: Path) -> None:
