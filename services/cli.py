@@ -76,14 +76,34 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         flush=True,
     )
     app = create_app(settings, key_ring=key_ring, roles=roles)
-    web.run_app(
-        app,
-        host=host or settings.http_host,
-        port=settings.http_port if port is None else port,
-        print=lambda line: print(line, flush=True),
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host or settings.http_host,
+            port=settings.http_port if port is None else port,
+            print=lambda line: print(line, flush=True),
+            access_log=None,
+        )
+    except _kafka_refusals(settings) as exc:  # one line, not a traceback
+        print(f"gamify {command}: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 3
     return 0
+
+
+def _kafka_refusals(settings: Settings) -> tuple[type[Exception], ...]:
+    """What start-up raises when the Kafka log cannot be used as configured."""
+    if not settings.kafka_bootstrap_servers:
+        return (ConfigError,)
+    from aiokafka.errors import KafkaError
+
+    from services.adapters.kafka_topics import TopicConfigError
+
+    return (ConfigError, TopicConfigError, KafkaError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {text}"
 
 
 def _key_ring(settings: Settings) -> KeyRing:
@@ -163,7 +183,11 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return USAGE
-    new_source, end_offsets, close = _replay_log(settings)
+    try:
+        new_source, end_offsets, close = _replay_log(settings)
+    except ConfigError as exc:
+        print(f"gamify replay: configuration error: {exc}", file=sys.stderr)
+        return USAGE
     opts = ReplayOptions(
         database_url=settings.read_model_url,
         topic=settings.participant_events_topic,
@@ -181,6 +205,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         try:
+            await _check_log(settings)
             return await replay(opts)
         finally:
             await close()
@@ -205,16 +230,36 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+async def _check_log(settings: Settings) -> None:
+    """Refuse (TopicConfigError) to replay a Kafka topic that could have lost events."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import client_options, topic_policy
+    from services.adapters.kafka_topics import check_history_topic
+
+    await check_history_topic(
+        settings.kafka_bootstrap_servers,
+        settings.participant_events_topic,
+        policy=topic_policy(settings),
+        client_id="gamify-replay",
+        connection=client_options(settings.kafka_security),
+    )
+
+
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
     """A factory of group-less log sources, an end-offsets probe, and how to close it."""
     topic = settings.participant_events_topic
     if settings.kafka_bootstrap_servers:
         from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+        from services.adapters.kafka_clients import client_options
 
         bootstrap = settings.kafka_bootstrap_servers
-        probe = KafkaEndOffsets(bootstrap, topic)
+        connection = client_options(settings.kafka_security)
+        probe = KafkaEndOffsets(bootstrap, topic, connection=connection)
         return (
-            lambda: KafkaLogSource(bootstrap, topic, group_id=None, client_id="gamify-replay"),
+            lambda: KafkaLogSource(
+                bootstrap, topic, group_id=None, client_id="gamify-replay", connection=connection
+            ),
             probe,
             probe.stop,
         )
