@@ -75,8 +75,10 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         f"read models in {_redacted(settings.read_model_url)}",
         flush=True,
     )
-    app = create_app(settings, key_ring=key_ring, roles=roles)
     try:
+        # Before anything opens: aiohttp does not close the contexts started before a failing one.
+        _check_kafka(settings, inbound="inbound" in roles)
+        app = create_app(settings, key_ring=key_ring, roles=roles)
         web.run_app(
             app,
             host=host or settings.http_host,
@@ -88,6 +90,15 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         print(f"gamify {command}: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 3
     return 0
+
+
+def _check_kafka(settings: Settings, *, inbound: bool) -> None:
+    """Create or check Gamify's topics; raises what ``_kafka_refusals`` names."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import ensure_gamify_topics
+
+    asyncio.run(ensure_gamify_topics(settings, inbound=inbound))
 
 
 def _kafka_refusals(settings: Settings) -> tuple[type[Exception], ...]:

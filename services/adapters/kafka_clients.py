@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from services.adapters.kafka_topics import TopicPolicy
+from services.adapters.kafka_topics import TopicPolicy, ensure_topics
 from services.config import ConfigError, KafkaSecurity, Settings
 
 
@@ -64,4 +64,29 @@ def topic_policy(settings: Settings) -> TopicPolicy:
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
         allow_finite_retention=settings.kafka_allow_finite_retention,
+    )
+
+
+async def ensure_gamify_topics(
+    settings: Settings, *, events: bool = True, inbound: bool = False
+) -> None:
+    """Create or check the topics a process uses: participant events, and inbound + dead letters.
+
+    Raises TopicConfigError (participant events or dead letters could lose records), ConfigError
+    (TLS files) or a KafkaError (broker unreachable).
+    """
+    partitions = {}
+    if events:
+        partitions[settings.participant_events_topic] = settings.kafka_partitions
+    if inbound:
+        partitions[settings.inbound_topic] = settings.kafka_partitions
+        partitions[settings.dead_letter_topic] = settings.kafka_partitions
+    await ensure_topics(
+        settings.kafka_bootstrap_servers or "",
+        partitions,
+        # The inbound topic keeps the broker's retention: once processed, a command's outcome
+        # is in participant events.
+        history={settings.participant_events_topic, settings.dead_letter_topic},
+        policy=topic_policy(settings),
+        connection=client_options(settings.kafka_security),
     )

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 OVERRIDE = "GAMIFY_KAFKA_ALLOW_FINITE_RETENTION"
 _AUTHORIZATION = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
+_warned: set[str] = set()
 
 
 class TopicConfigError(RuntimeError):
@@ -219,7 +220,9 @@ async def _check_existing(
         if described.get("error_code") == 0 and found != wanted_partitions:
             warnings.append(f"topic {topic} has {found} partitions, configured {wanted_partitions}")
     for warning in warnings:
-        logger.warning("%s; keeping the topic as it is", warning)
+        if warning not in _warned:  # a process checks its topics more than once at start
+            _warned.add(warning)
+            logger.warning("%s; keeping the topic as it is", warning)
     if keeps_history and configs is not None:
         problems = retention_problems(topic, configs)
         if problems and policy.allow_finite_retention:

@@ -201,23 +201,13 @@ async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
-    from services.adapters.kafka_clients import client_options, topic_policy
-    from services.adapters.kafka_topics import ensure_topics
+    from services.adapters.kafka_clients import client_options, ensure_gamify_topics
     from services.inbound.processor import InboundProcessor, InboundTopics
 
     settings = app[settings_key]
     bootstrap = settings.kafka_bootstrap_servers or ""
     connection = client_options(settings.kafka_security)
-    await ensure_topics(
-        bootstrap,
-        {
-            settings.inbound_topic: settings.kafka_partitions,
-            settings.dead_letter_topic: settings.kafka_partitions,
-        },
-        history={settings.dead_letter_topic},  # the inbound topic keeps the broker's retention
-        policy=topic_policy(settings),
-        connection=connection,
-    )
+    await ensure_gamify_topics(settings, events=False, inbound=True)
     processor = InboundProcessor(
         app[deps_key],
         bootstrap,
