@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
@@ -192,7 +193,36 @@ async def test_gamify_serves_through_tls(tls_broker: TlsBroker, tmp_path: Path) 
             async with http.get(f"{base}/api/v1/gamify/participants/p-tls") as read:
                 assert read.status == 200
                 assert (await read.json())["display_name"] == "TLS"
+        # The inbound consumer and the dead-letter producer connect through TLS too.
+        prefix = env["GAMIFY_KAFKA_TOPIC_PREFIX"]
+        await produce(tls_broker, f"{prefix}inbound", b"not json")
+        assert await first_value(tls_broker, f"{prefix}inbound-dlq") == b"not json"
     finally:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+async def produce(broker: TlsBroker, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, **options(broker.env))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"p-tls")
+    finally:
+        await producer.stop()
+
+
+async def first_value(broker: TlsBroker, topic: str, timeout: float = 30) -> bytes | None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", **options(broker.env)
+    )
+    await consumer.start()
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                return records[0].value
+        return None
+    finally:
+        await consumer.stop()

@@ -109,7 +109,7 @@ async def test_start_is_refused_on_a_topic_that_loses_events(
     assert named in message
     assert "\n" not in message
     assert "GAMIFY_KAFKA_ALLOW_FINITE_RETENTION=true" in message
-    assert await configs_of(admin, kafka_topic) == {**configs} or kafka_broker.kind != "tansu"
+    assert configs.items() <= (await configs_of(admin, kafka_topic)).items()  # left alone
 
 
 async def test_the_override_lets_it_start_and_the_topic_is_left_alone(
