@@ -30,11 +30,116 @@ class StunnelMissing(RuntimeError):
     """No stunnel binary on PATH."""
 
 
+def _name(common: str) -> Any:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _write_key(path: Path, key: Any) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _write_cert(path: Path, cert: Any) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _validity(builder: Any) -> Any:
+    now = datetime.datetime.now(datetime.UTC)
+    return builder.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(
+        now + datetime.timedelta(days=1)
+    )
+
+
+def _new_ca(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(_name("gamify test CA"))
+        .issuer_name(_name("gamify test CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _write_cert(directory / "ca.pem", cert), _write_key(directory / "ca.key", key)
+
+
+def _issue(
+    ca: Path, ca_key: Path, stem: Path, common: str, hosts: tuple[str, ...]
+) -> tuple[Path, Path]:
+    """A certificate signed by the CA: for a server naming ``hosts``, else for a client."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    issuer = x509.load_pem_x509_certificate(ca.read_bytes())
+    signer: Any = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if hosts else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(_name(common))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    )
+    if hosts:
+        names = [
+            x509.IPAddress(ipaddress.ip_address(h)) if h[0].isdigit() else x509.DNSName(h)
+            for h in hosts
+        ]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(signer, hashes.SHA256())
+    return (
+        _write_cert(stem.with_suffix(".pem"), cert),
+        _write_key(stem.with_suffix(".key"), key),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Certificates:
     """PEM files of a throwaway CA, a server certificate (localhost, 127.0.0.1) and a client one."""
 
     ca: Path
+    ca_key: Path
     server_cert: Path
     server_key: Path
     client_cert: Path
@@ -43,96 +148,14 @@ class Certificates:
     @classmethod
     def generate(cls, directory: Path) -> Certificates:
         """Write a new CA and two certificates it signed into ``directory`` (valid one day)."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        ca, ca_key = _new_ca(directory)
+        server = _issue(ca, ca_key, directory / "server", "localhost", ("localhost", "127.0.0.1"))
+        client = _issue(ca, ca_key, directory / "client", "gamify", ())
+        return cls(ca, ca_key, *server, *client)
 
-        now = datetime.datetime.now(datetime.UTC)
-
-        def name(common: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-        def write_key(path: Path, key: Any) -> Path:
-            path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            return path
-
-        def write_cert(path: Path, cert: Any) -> Path:
-            path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-            return path
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name("gamify test CA"))
-            .issuer_name(name("gamify test CA"))
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-
-        def leaf(common: str, usage: Any, alt_names: list[Any]) -> tuple[Any, Any]:
-            key = ec.generate_private_key(ec.SECP256R1())
-            builder = (
-                x509.CertificateBuilder()
-                .subject_name(name(common))
-                .issuer_name(ca_cert.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                    critical=False,
-                )
-            )
-            if alt_names:
-                builder = builder.add_extension(
-                    x509.SubjectAlternativeName(alt_names), critical=False
-                )
-            return builder.sign(ca_key, hashes.SHA256()), key
-
-        server_cert, server_key = leaf(
-            "localhost",
-            ExtendedKeyUsageOID.SERVER_AUTH,
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-        )
-        client_cert, client_key = leaf("gamify", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-        return cls(
-            ca=write_cert(directory / "ca.pem", ca_cert),
-            server_cert=write_cert(directory / "server.pem", server_cert),
-            server_key=write_key(directory / "server.key", server_key),
-            client_cert=write_cert(directory / "client.pem", client_cert),
-            client_key=write_key(directory / "client.key", client_key),
-        )
+    def server_for(self, directory: Path, *hosts: str) -> tuple[Path, Path]:
+        """Another server certificate from the same CA, naming only ``hosts``."""
+        return _issue(self.ca, self.ca_key, directory / "other-server", hosts[0], hosts)
 
 
 def stunnel_binary() -> str:
@@ -148,11 +171,22 @@ def stunnel_binary() -> str:
 
 
 class Stunnel:
-    """stunnel accepting TLS on ``port`` (client certificate required) for ``target_port``."""
+    """stunnel accepting TLS on ``port`` (client certificate required) for ``target_port``.
 
-    def __init__(self, certs: Certificates, port: int, target_port: int, workdir: Path) -> None:
+    It presents ``server`` (certificate, key; default: the certificates' server pair).
+    """
+
+    def __init__(
+        self,
+        certs: Certificates,
+        port: int,
+        target_port: int,
+        workdir: Path,
+        server: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = port
-        config = workdir / "stunnel.conf"
+        cert, key = server or (certs.server_cert, certs.server_key)
+        config = workdir / f"stunnel-{port}.conf"
         config.write_text(
             "\n".join(
                 [
@@ -161,8 +195,8 @@ class Stunnel:
                     "[kafka]",
                     f"accept = 127.0.0.1:{port}",
                     f"connect = 127.0.0.1:{target_port}",
-                    f"cert = {certs.server_cert}",
-                    f"key = {certs.server_key}",
+                    f"cert = {cert}",
+                    f"key = {key}",
                     f"CAfile = {certs.ca}",
                     "verifyChain = yes",
                     "requireCert = yes",
@@ -209,6 +243,7 @@ class TlsBroker:
     bootstrap: str
     certs: Certificates
     env: dict[str, str]
+    broker_port: int  # tansu's own (plaintext) listener
 
 
 def tls_env(certs: Certificates) -> dict[str, str]:
@@ -241,6 +276,6 @@ def tls_tansu(workdir: Path) -> Iterator[TlsBroker]:
             client_options=client_options(kafka_security(env)),
         )
         with broker.start():
-            yield TlsBroker(broker.bootstrap, certs, env)
+            yield TlsBroker(broker.bootstrap, certs, env, broker_port)
     finally:
         proxy.stop()

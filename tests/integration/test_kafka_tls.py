@@ -29,7 +29,7 @@ from services.adapters.kafka_event_log import KafkaEventLog
 from services.config import ConfigError, kafka_security
 from tests.integration.test_kafka_event_log import make_commit
 from tests.kafka_broker import free_port
-from tests.tls import Certificates, StunnelMissing, TlsBroker, tls_tansu
+from tests.tls import Certificates, Stunnel, StunnelMissing, TlsBroker, tls_tansu
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +113,27 @@ async def test_the_proxy_refuses_plaintext_and_unverified_clients(
         tls_broker.bootstrap,
         options({**tls_broker.env, "GAMIFY_KAFKA_SSL_CAFILE": str(other_ca.ca)}),
     )
+
+
+async def test_the_hostname_check_is_on_unless_turned_off(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    # A second proxy whose certificate (same CA) names another host. With the check off the
+    # client bootstraps through it, then follows the broker to the proxy it advertises.
+    elsewhere = Stunnel(
+        tls_broker.certs,
+        free_port(),
+        tls_broker.broker_port,
+        tmp_path,
+        server=tls_broker.certs.server_for(tmp_path, "kafka.elsewhere.example"),
+    )
+    try:
+        bootstrap = f"127.0.0.1:{elsewhere.port}"
+        assert not await connects(bootstrap, options(tls_broker.env))
+        unchecked = {**tls_broker.env, "GAMIFY_KAFKA_SSL_CHECK_HOSTNAME": "false"}
+        assert await connects(bootstrap, options(unchecked))
+    finally:
+        elsewhere.stop()
 
 
 def test_a_bad_tls_file_stops_the_process_with_one_line(
