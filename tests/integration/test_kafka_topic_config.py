@@ -196,3 +196,21 @@ async def test_replay_runs_with_the_override(
     )
     assert code == 0, stderr
     assert "could lose events" in stderr  # logged as an error, not fatal
+
+
+async def test_an_existing_topic_with_less_replication_is_kept_with_a_warning(
+    kafka_broker: Broker,
+    admin: AIOKafkaAdminClient,
+    kafka_topic: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create(admin, kafka_topic, {**KEPT, "min.insync.replicas": "1"})
+    production = TopicPolicy(replication_factor=3, min_insync_replicas=2)
+    with caplog.at_level("WARNING", logger="services.adapters.kafka_topics"):
+        await ensure_topics(
+            kafka_broker.bootstrap, {kafka_topic: 3}, history={kafka_topic}, policy=production
+        )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"topic {kafka_topic} has replication factor 1, configured 3" in logged
+    assert f"topic {kafka_topic} has min.insync.replicas=1, configured 2" in logged
+    assert f"topic {kafka_topic} has 2 partitions, configured 3" in logged
