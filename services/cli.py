@@ -99,6 +99,13 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     except OSError as exc:
         print(f"gamify: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
+    try:
+        # Before anything opens: aiohttp does not close the contexts started before a failing one.
+        _check_kafka(settings, inbound="inbound" in roles)
+    except _kafka_refusals(settings) as exc:  # one line, not a traceback
+        sock.close()
+        print(f"gamify {command}: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 3
     key_ring = _key_ring(settings)
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
@@ -151,7 +158,29 @@ def _url_host(host: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, ConfigError) or text.startswith(type(exc).__name__):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def _check_kafka(settings: Settings, *, inbound: bool) -> None:
+    """Create or check Gamify's topics; raises what ``_kafka_refusals`` names."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import ensure_gamify_topics
+
+    asyncio.run(ensure_gamify_topics(settings, inbound=inbound))
+
+
+def _kafka_refusals(settings: Settings) -> tuple[type[Exception], ...]:
+    """What start-up raises when the Kafka log cannot be used as configured."""
+    if not settings.kafka_bootstrap_servers:
+        return (ConfigError,)
+    from aiokafka.errors import KafkaError
+
+    from services.adapters.kafka_topics import TopicConfigError
+
+    return (ConfigError, TopicConfigError, KafkaError)
 
 
 def _key_ring(settings: Settings) -> KeyRing:
@@ -311,7 +340,11 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return USAGE
-    new_source, end_offsets, close = _replay_log(settings)
+    try:
+        new_source, end_offsets, close = _replay_log(settings)
+    except ConfigError as exc:
+        print(f"gamify replay: configuration error: {exc}", file=sys.stderr)
+        return USAGE
     opts = ReplayOptions(
         database_url=settings.read_model_url,
         topic=settings.participant_events_topic,
@@ -329,6 +362,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         try:
+            await _check_log(settings)
             return await replay(opts)
         finally:
             await close()
@@ -364,16 +398,36 @@ def _cause(exc: BaseException, settings: Settings, args: argparse.Namespace) -> 
     return _one_line(exc)
 
 
+async def _check_log(settings: Settings) -> None:
+    """Refuse (TopicConfigError) to replay a Kafka topic that could have lost events."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import client_options, topic_policy
+    from services.adapters.kafka_topics import check_history_topic
+
+    await check_history_topic(
+        settings.kafka_bootstrap_servers,
+        settings.participant_events_topic,
+        policy=topic_policy(settings),
+        client_id="gamify-replay",
+        connection=client_options(settings.kafka_security),
+    )
+
+
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
     """A factory of group-less log sources, an end-offsets probe, and how to close it."""
     topic = settings.participant_events_topic
     if settings.kafka_bootstrap_servers:
         from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+        from services.adapters.kafka_clients import client_options
 
         bootstrap = settings.kafka_bootstrap_servers
-        probe = KafkaEndOffsets(bootstrap, topic)
+        connection = client_options(settings.kafka_security)
+        probe = KafkaEndOffsets(bootstrap, topic, connection=connection)
         return (
-            lambda: KafkaLogSource(bootstrap, topic, group_id=None, client_id="gamify-replay"),
+            lambda: KafkaLogSource(
+                bootstrap, topic, group_id=None, client_id="gamify-replay", connection=connection
+            ),
             probe,
             probe.stop,
         )

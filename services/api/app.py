@@ -129,24 +129,31 @@ async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+    from services.adapters.kafka_clients import client_options, topic_policy
     from services.adapters.kafka_event_log import KafkaEventLog
 
     settings = app[settings_key]
     bootstrap = settings.kafka_bootstrap_servers or ""
+    connection = client_options(settings.kafka_security)
     log = KafkaEventLog(
         bootstrap,
         settings.participant_events_topic,
         partitions=settings.kafka_partitions,
+        policy=topic_policy(settings),
         idempotence=settings.kafka_idempotence,
+        connection=connection,
     )
-    await log.start()
-    end_offsets = KafkaEndOffsets(bootstrap, settings.participant_events_topic)
+    await log.start()  # refuses a topic that could lose events (TopicConfigError)
+    end_offsets = KafkaEndOffsets(
+        bootstrap, settings.participant_events_topic, connection=connection
+    )
     app[log_key], app[end_offsets_key] = log, end_offsets
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
         group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        connection=connection,
     )
     yield
     await end_offsets.stop()
@@ -194,18 +201,13 @@ async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
-    from services.adapters.kafka_topics import ensure_topics
+    from services.adapters.kafka_clients import client_options, ensure_gamify_topics
     from services.inbound.processor import InboundProcessor, InboundTopics
 
     settings = app[settings_key]
     bootstrap = settings.kafka_bootstrap_servers or ""
-    await ensure_topics(
-        bootstrap,
-        {
-            settings.inbound_topic: settings.kafka_partitions,
-            settings.dead_letter_topic: settings.kafka_partitions,
-        },
-    )
+    connection = client_options(settings.kafka_security)
+    await ensure_gamify_topics(settings, events=False, inbound=True)
     processor = InboundProcessor(
         app[deps_key],
         bootstrap,
@@ -214,6 +216,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         group_id=f"{settings.kafka_topic_prefix}inbound",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
+        connection=connection,
     )
     async with _background(processor.run, "gamify-inbound", restart=True):
         yield

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -55,6 +56,7 @@ class InboundProcessor:
         group_id: str,
         session_timeout_ms: int = 10_000,
         rewards: StockReader | None = None,
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.deps = deps
         self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
@@ -70,9 +72,13 @@ class InboundProcessor:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
             fetch_max_wait_ms=20,
+            **(connection or {}),
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", client_id="gamify-inbound-dlq"
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            client_id="gamify-inbound-dlq",
+            **(connection or {}),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
