@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from services.api.app import create_app
 from services.api.auth import KeyRing, development_keys
+from services.api.server import serve
 from services.config import ConfigError, Settings
 
 
@@ -76,12 +75,12 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         flush=True,
     )
     app = create_app(settings, key_ring=key_ring, roles=roles)
-    web.run_app(
+    serve(
         app,
         host=host or settings.http_host,
         port=settings.http_port if port is None else port,
+        read_timeout=settings.http_read_timeout,
         print=lambda line: print(line, flush=True),
-        access_log=None,
     )
     return 0
 

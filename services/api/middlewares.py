@@ -17,7 +17,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/gamify/ope
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.match_info.http_exception is not None:
+        # No route matches (404) or not with this method (405): the answer says only what the
+        # public OpenAPI document says, so it comes before authentication.
         return await handler(request)
     presented = request.headers.get("X-API-Key")
     if presented is None:
