@@ -72,6 +72,8 @@ def create_app(
     app = web.Application(
         middlewares=[access_middleware, metrics_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
+        # aiohttp's own access log quotes the query string; services.api.access writes ours.
+        handler_args={"access_log": None},
     )
     app.on_response_prepare.append(stamp_response)
     app[settings_key] = settings

@@ -39,6 +39,9 @@ MAX_REQUEST_LINE = 8192
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 128
 KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections (aiohttp's run_app default)
+# Pending connections the kernel queues (capped by net.core.somaxconn). aiohttp's default, 128,
+# overflows under a burst of ~1,000 connects, and Linux then mangles their first bytes.
+BACKLOG = 1024
 
 
 class BodyReadTimeout(TimeoutError):
@@ -80,6 +83,8 @@ class GamifyRequestHandler(RequestHandler):
         self.header_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.body: Any = None  # the payload of the latest request whose body is still arriving
+        self.partial = False  # bytes of a request's headers arrived, the headers did not end
+        self.discarding = False  # answered 408: whatever still arrives is dropped until close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -90,11 +95,14 @@ class GamifyRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
         before = self._request_count
         super().data_received(data)
         if self._request_count != before and self._messages:
             # Headers completed. Whatever follows is this request's body, if it has one.
             self._cancel_header_timer()
+            self.partial = False
             payload = self._messages[-1][1]
             if not payload.is_eof() and self.body is not payload:
                 self._cancel_body_timer()
@@ -104,6 +112,7 @@ class GamifyRequestHandler(RequestHandler):
             self._cancel_body_timer()
             self.body = None
         if data and self.body is None and self._request_count == before:
+            self.partial = True
             self._arm_header_timer()
 
     def _arm_header_timer(self) -> None:
@@ -117,6 +126,10 @@ class GamifyRequestHandler(RequestHandler):
         if self._request_in_progress or self._messages:  # a pipelined request: check again later
             self._arm_header_timer()
             return
+        if not self.partial:  # nothing sent since the connection opened: close it quietly
+            logger.debug("closing a connection that sent nothing for %.1fs", self.read_timeout)
+            self.force_close()
+            return
         request_id = uuid.uuid4().hex
         logger.debug(
             "closing a connection whose request headers took over %.1fs", self.read_timeout
@@ -124,7 +137,12 @@ class GamifyRequestHandler(RequestHandler):
         access_logger.info("- - 408 %.1fms rid=%s", self.read_timeout * 1000, request_id)
         detail = f"Request headers not received within {round(self.read_timeout * 1000)} ms"
         self.transport.write(raw_response(408, "Request Timeout", detail, request_id))
-        self.force_close()
+        # Closing now with the client still sending would reset the connection and could
+        # destroy the answer before it is read: send FIN, drop what arrives, close shortly.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.discarding = True
+        self._loop.call_later(min(1.0, self.read_timeout), self.force_close)
 
     def _body_late(self) -> None:
         self.body_timer = None
@@ -243,16 +261,17 @@ async def _serve(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[str] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
     runner = GamifyAppRunner(app, read_timeout=read_timeout, **runner_kwargs)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=BACKLOG)
         await site.start()
         say(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
         await stop.wait()
-        logger.info("stopping: signal received, finishing in-flight requests")
+        logger.info("stopping on %s: finishing in-flight requests", received[0])
     finally:
         await runner.cleanup()
-        logger.info("stopped")
+        logger.info("stopped serving on http://%s:%s", host, port)
