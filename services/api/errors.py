@@ -71,6 +71,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ValidationFailed as exc:
         return error(422, exc.errors)
+    except web.RequestPayloadError:
+        # The body's framing or encoding is broken (a bad chunk, an undecodable gzip body).
+        response = error(400, "Request body is malformed (transfer or content encoding)")
+        response.force_close()
+        return response
     except BodyReadTimeout as exc:
         response = error(408, str(exc))
         response.force_close()  # the rest of the body may still be on its way
@@ -88,11 +93,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except Exception as exc:
         if client_gone(request, exc):
-            logger.debug("client closed the connection during %s %s", request.method, request.path)
-            return error(CLIENT_CLOSED, "Client closed the connection")
+            return _client_closed(request)
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):
                 headers = {"Retry-After": "1"} if status == 503 else None
                 return error(status, str(exc), headers)
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "Internal server error")
+
+
+def _client_closed(request: web.Request) -> web.Response:
+    """The answer recorded for a request whose client left (never sent; not a server error)."""
+    logger.debug("client closed the connection during %s %s", request.method, request.path)
+    return error(CLIENT_CLOSED, "Client closed the connection")

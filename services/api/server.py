@@ -185,7 +185,8 @@ class GamifyRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the response was already started; cannot send an error")
         request_id = uuid.uuid4().hex
-        access_logger.info("- - %d 0.0ms rid=%s", status, request_id)
+        if isinstance(exc, BadHttpMessage):  # no request reached the app, whose middleware logs
+            access_logger.info("- - %d 0.0ms rid=%s", status, request_id)
         response = web.json_response(
             {"detail": detail},
             status=status,
@@ -220,7 +221,6 @@ class GamifyAppRunner(web.AppRunner):
             max_line_size=MAX_REQUEST_LINE,
             max_field_size=MAX_FIELD_SIZE,
             max_headers=MAX_HEADERS,
-            access_log=None,  # the app's middleware writes the access log (services.api.access)
             **kwargs,
         )
         self.read_timeout = read_timeout
@@ -244,7 +244,7 @@ def serve(
     host: str,
     port: int,
     read_timeout: float,
-    print: Callable[[str], None] = print,  # noqa: A002 - the name web.run_app uses
+    print: Callable[[str], None] = print,  # the name web.run_app uses
     **runner_kwargs: Any,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then clean up and log the shutdown (INFO)."""

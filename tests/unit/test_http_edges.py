@@ -427,3 +427,15 @@ def test_a_bad_api_key_item_is_named_by_position_not_text() -> None:
         parse_api_keys("acme:k1, gmf_live_topsecret ,globex:k2")
     assert "item 2" in str(raised.value)
     assert "topsecret" not in str(raised.value)
+
+
+async def test_a_body_with_a_broken_encoding_answers_400_json(port: int) -> None:
+    for head, body in (
+        ("Content-Encoding: gzip\r\nContent-Length: 5", b"abcde"),
+        ("Transfer-Encoding: chunked", b"ZZZ\r\nabc\r\n0\r\n\r\n"),
+    ):
+        request = (
+            f"POST {BASE}/points/award HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Type: application/json\r\n{head}\r\n\r\n"
+        )
+        assert_json_error(await exchange(port, request.encode() + body), 400)
