@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -34,6 +36,7 @@ def encode(commit: Commit) -> bytes:
                 "source": commit.causation.source,
                 "request_id": commit.causation.request_id,
                 "idempotency_key": commit.causation.idempotency_key,
+                **_fingerprint(commit.causation),
             },
             "events": [encode_event(e) for e in commit.events],
         }
@@ -44,6 +47,21 @@ def encode_event(event: Event) -> dict[str, Any]:
     """The JSON object of one event: type, version and data."""
     data = {f.name: getattr(event, f.name) for f in fields(event)}
     return {"type": event.TYPE, "version": event.class_version, "data": data}
+
+
+def _fingerprint(causation: Causation) -> dict[str, str]:
+    # Written only when there is one, so commits without it keep their old bytes.
+    return {} if causation.fingerprint is None else {"fingerprint": causation.fingerprint}
+
+
+def fingerprint(fields_: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a request's fields as canonical JSON (sorted keys), without its key.
+
+    ``fields_`` is what the command was built from: the HTTP body plus path parameters, or an
+    inbound message without ``command`` and ``tenant``; ``idempotency_key`` is left out.
+    """
+    payload = {k: v for k, v in fields_.items() if k != "idempotency_key"}
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def headers(commit: Commit) -> list[tuple[str, bytes]]:
@@ -71,6 +89,7 @@ def decode(value: bytes) -> Commit:
                 source=_str(causation.get("source") or "http"),
                 request_id=causation.get("request_id"),
                 idempotency_key=causation.get("idempotency_key"),
+                fingerprint=causation.get("fingerprint"),
             ),
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),

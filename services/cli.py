@@ -8,19 +8,17 @@ import errno
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from services import dev_key
 from services.api.app import create_app
 from services.api.auth import KeyRing
 from services.api.docs_views import DOCS_PATH
+from services.api.server import listen, serve
 from services.config import ConfigError, Settings
 
 
@@ -95,7 +93,7 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     try:
-        sock = _listen(host, port)  # before the key is made: a taken port changes nothing
+        sock = listen(host, port)  # before the key is made: a taken port changes nothing
     except OSError as exc:
         print(f"gamify: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
@@ -122,23 +120,17 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     app = create_app(settings, key_ring=key_ring, roles=roles)
     docs = f"API docs: http://{_url_host(host)}:{port}{DOCS_PATH}" if "api" in roles else ""
     try:
-        web.run_app(
+        serve(
             app,
             sock=sock,
+            read_timeout=settings.http_read_timeout,
             print=lambda line: print(f"{line}\n{docs}" if docs else line, flush=True),
-            access_log=None,
         )
     except Exception as exc:  # a start-up failure (broker, store): one line, traceback at DEBUG
         logging.getLogger("gamify").debug("serve failed", exc_info=True)
         print(f"gamify {command}: failed: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (bound here so a taken port is known up front)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=128)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:

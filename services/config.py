@@ -72,6 +72,7 @@ class Settings:
     http_port: int = 8080
     write_timeout: float = 10.0
     max_body_bytes: int = 256 * 1024
+    http_read_timeout: float = 10.0
     log_level: str = "INFO"
     ready_max_lag: int = 1000
 
@@ -98,6 +99,7 @@ class Settings:
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,
             max_body_bytes=_int(env, "GAMIFY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            http_read_timeout=_int(env, "GAMIFY_HTTP_READ_TIMEOUT_MS", 10_000, minimum=100) / 1000,
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
             ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
         )
@@ -126,16 +128,18 @@ class Settings:
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKeySpec, ...]:
-    """Parse ``TENANT:KEY`` or ``TENANT:KEY:admin`` items separated by commas."""
+    """Parse ``TENANT:KEY`` or ``TENANT:KEY:admin`` items separated by commas.
+
+    An error names the item by its position (1-based), never by its text: the text is a key.
+    """
     specs = []
-    for item in (part.strip() for part in raw.split(",")):
+    for position, item in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not item:
             continue
         parts = item.split(":")
         if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["admin"]):
             raise ConfigError(
-                f"GAMIFY_API_KEYS item {item.split(':')[0]!r}:...: expected TENANT:KEY or "
-                "TENANT:KEY:admin"
+                f"GAMIFY_API_KEYS item {position}: expected TENANT:KEY or TENANT:KEY:admin"
             )
         specs.append(ApiKeySpec(parts[0], parts[1], admin=parts[2:] == ["admin"]))
     return tuple(specs)

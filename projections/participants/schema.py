@@ -173,6 +173,23 @@ register_table(
     )
 )
 
+# The request fingerprint of a key (schemas.codec.fingerprint), when its commit carried one.
+# A table of its own rather than a column, so stores created before it need no migration: a key
+# without a row here was recorded without a fingerprint and never counts as a different request.
+register_table(
+    Table(
+        "idempotency_fingerprints",
+        """CREATE TABLE IF NOT EXISTS {idempotency_fingerprints} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, idempotency_key))""",
+        ("tenant", "participant_id", "idempotency_key"),
+        per_participant=True,
+    )
+)
+
 register_table(
     Table(
         "rejected_records",
@@ -221,6 +238,13 @@ register_statement(
     (
         "INSERT INTO {idempotency_keys} (tenant, participant_id, idempotency_key, commit_id) "
         "VALUES (?, ?, ?, ?)"
+    ),
+)
+register_statement(
+    "fingerprint_insert",
+    (
+        "INSERT INTO {idempotency_fingerprints} (tenant, participant_id, idempotency_key, "
+        "fingerprint) VALUES (?, ?, ?, ?)"
     ),
 )
 register_statement(

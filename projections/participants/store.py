@@ -281,6 +281,10 @@ class _Batch:
             if key is not None:
                 self.keys.add(ident)  # type: ignore[arg-type]
                 self.writes.append(Write("idempotency_insert", (*ident, commit.commit_id)))
+                if commit.causation.fingerprint is not None:
+                    self.writes.append(
+                        Write("fingerprint_insert", (*ident, commit.causation.fingerprint))
+                    )
             stats.applied += 1
         else:
             stats.rejected += 1

@@ -27,6 +27,7 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
 from services.api.keys import (
@@ -69,9 +70,12 @@ def create_app(
 ) -> web.Application:
     """The Gamify app; ``event_log`` (an EventLog that is also a LogSource) replaces the real log."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[access_middleware, metrics_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
+        # aiohttp's own access log quotes the query string; services.api.access writes ours.
+        handler_args={"access_log": None},
     )
+    app.on_response_prepare.append(stamp_response)
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
     app.cleanup_ctx.append(read_model_ctx)

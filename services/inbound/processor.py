@@ -115,6 +115,7 @@ class InboundProcessor:
                 request_id=f"{record.topic}:{record.partition}:{record.offset}",
                 idempotency_key=message.idempotency_key
                 or f"inbound:{record.topic}:{record.partition}:{record.offset}",
+                fingerprint=message.fingerprint,
             )
             await self._execute(ctx, message.command)
             metrics.INBOUND_MESSAGES.labels(message.name, "applied").inc()

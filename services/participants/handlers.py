@@ -56,14 +56,34 @@ class IdempotencyKeyReused(Exception):
         super().__init__(f"Idempotency-Key {key!r} was already used for a {command} request.")
 
 
+class IdempotencyKeyMismatch(IdempotencyKeyReused):
+    """The key was first used with a different request (body): 422, as the IETF draft says.
+
+    draft-ietf-httpapi-idempotency-key-header: "If there is an attempt to reuse an idempotency
+    key with a different request payload, the resource server SHOULD reply with 422".
+    """
+
+    def __init__(self, key: str) -> None:
+        Exception.__init__(
+            self,
+            f"Idempotency-Key {key!r} was already used for a request with a different body; "
+            "a retry must repeat the original request exactly, a new request needs a new key.",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Who asks, and the causation data every commit carries."""
+    """Who asks, and the causation data every commit carries.
+
+    ``fingerprint`` is the request's ``schemas.codec.fingerprint`` (with a key only); a key
+    recorded with another fingerprint raises IdempotencyKeyMismatch instead of replaying.
+    """
 
     tenant: str
     source: str = "http"
     request_id: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +174,7 @@ async def run(
                     ctx.tenant, stream_id, ctx.idempotency_key
                 )
                 if original is not None:
-                    return _replay(original, name, ctx.idempotency_key)
+                    return _replay(original, name, ctx)
             state, version = await load()
             now = deps.clock()
             events = decide_on(state, now)
@@ -169,7 +189,13 @@ async def run(
                 participant_id=stream_id,
                 expected_version=version,
                 recorded_at=iso(now),
-                causation=Causation(name, ctx.source, ctx.request_id, ctx.idempotency_key),
+                causation=Causation(
+                    name,
+                    ctx.source,
+                    ctx.request_id,
+                    ctx.idempotency_key,
+                    ctx.fingerprint if ctx.idempotency_key is not None else None,
+                ),
                 events=tuple(events),
                 stream=stream,
             )
@@ -181,7 +207,7 @@ async def run(
                     ctx.tenant, stream_id, ctx.idempotency_key
                 )
                 if original is not None:
-                    return _replay(original, name, ctx.idempotency_key)
+                    return _replay(original, name, ctx)
             logger.info(
                 "commit %s for %s/%s/%s: %s",
                 commit.commit_id,
@@ -203,10 +229,21 @@ async def _append_and_wait(deps: Deps, commit: Commit) -> CommitOutcome:
     return outcome
 
 
-def _replay(original: CommitOutcome, name: str, key: str) -> Result:
+def _replay(original: CommitOutcome, name: str, ctx: Context) -> Result:
+    check_same_request(original, name, ctx)
+    return Result(events=original.events, commit_id=original.commit_id, replayed=True)
+
+
+def check_same_request(original: CommitOutcome, name: str, ctx: Context) -> None:
+    """Raise unless ``ctx`` repeats the request that first used its key (command and fingerprint).
+
+    A key recorded without a fingerprint (older commits) is taken as the same request.
+    """
+    key = ctx.idempotency_key or ""
     if original.command != name:
         raise IdempotencyKeyReused(key, original.command)
-    return Result(events=original.events, commit_id=original.commit_id, replayed=True)
+    if original.fingerprint and ctx.fingerprint and original.fingerprint != ctx.fingerprint:
+        raise IdempotencyKeyMismatch(key)
 
 
 def iso(moment: datetime) -> str:

@@ -27,6 +27,7 @@ class CommitOutcome:
     status: str  # "applied" | "conflict" | "duplicate"
     command: str
     events: list[dict[str, Any]]
+    fingerprint: str | None = None  # the request's, for a key's first commit (when recorded)
 
 
 class ParticipantReader(Protocol):
