@@ -16,6 +16,7 @@ from aiohttp import web
 from services.api.app import create_app
 from services.api.auth import KeyRing, development_keys
 from services.config import ConfigError, Settings
+from services.quarantine_cli import add_quarantine_parser, quarantine_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
         sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
     _add_replay_parser(commands)
+    add_quarantine_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
     if args.command in SERVER_COMMANDS:
         return serve_command(settings, args.command, args.host, args.port)
+    if args.command == "quarantine":
+        return quarantine_command(settings, args, lambda: _replay_log(settings))
     return replay_command(settings, args)
 
 

@@ -17,6 +17,7 @@ from services.participants.domain import (
     UnknownDefinition,
 )
 from services.participants.handlers import (
+    CommitQuarantined,
     ConcurrencyConflict,
     IdempotencyKeyReused,
     NotYetProjected,
@@ -54,6 +55,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (Refused, 409),
     (ConcurrencyConflict, 409),
     (IdempotencyKeyReused, 409),
+    (CommitQuarantined, 422),
     (NotYetProjected, 503),
 ]
 
