@@ -165,16 +165,6 @@ class ParticipantStore:
                     raise
                 failure = exc
         assert failure is not None
-        info = diagnose(failure)
-        logger.error(
-            "quarantined %s/%s/%s (%s %s): %s",
-            topic,
-            partition,
-            record.offset,
-            info.kind,
-            info.error_type,
-            info.message,
-        )
         return self._apply(topic, partition, [record], poison={record.offset: failure})
 
     def _apply(
@@ -418,6 +408,16 @@ class _Batch:
             return
         info = diagnose(error)
         stats.quarantined[info.kind] = stats.quarantined.get(info.kind, 0) + 1
+        logger.error(
+            "quarantining %s/%s/%s (commit %s, %s %s): %s",
+            topic,
+            record.partition,
+            record.offset,
+            sanitise(commit.commit_id) if commit is not None else "unreadable",
+            info.kind,
+            info.error_type,
+            info.message,
+        )
         about = (
             (commit.commit_id, commit.stream, commit.tenant, commit.participant_id)
             if commit is not None
