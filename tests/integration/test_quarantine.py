@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sqlite3
+from pathlib import Path
 
 import orjson
 import pytest
+from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.db import Database, open_database, rows
 from projections.participants.quarantine import QuarantineQueries
@@ -215,4 +218,25 @@ def test_postgresql_refusing_a_value_is_quarantined_even_without_the_value_check
         assert entry is not None and entry.error_type.startswith("psycopg")
         assert ParticipantQueries(db).participant("t", "u2").balance == 6  # type: ignore[union-attr]
     finally:
+        db.close()
+
+
+def test_a_locked_sqlite_database_is_retried_not_quarantined(tmp_path: Path) -> None:
+    """Another writer holding the lock past the busy timeout: the batch raises and applies later."""
+    path = tmp_path / "locked.db"
+    db = Database("sqlite", SQLiteDatastore(str(path), lock_timeout=0.2))
+    store = participant_store(db)
+    store.create_table()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        batch = records(award_commit("u1", 0, 10, 10, cid="a"))
+        with pytest.raises(Exception, match="locked"):
+            store.apply_batch(TOPIC, 0, batch)
+        other.execute("ROLLBACK")
+        assert quarantined(db) == []
+        assert store.apply_batch(TOPIC, 0, batch).applied == 1
+        assert store.next_offsets(TOPIC, [0]) == {0: 1}
+    finally:
+        other.close()
         db.close()
