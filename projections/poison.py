@@ -131,9 +131,9 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-def is_clean(text: str | None) -> bool:
-    """True if ``text`` can be stored as it is (no character ``sanitise`` would change)."""
-    return text is None or (len(text) <= MAX_FIELD_CHARS and not _CONTROL.search(text))
+def storable(text: str | None) -> bool:
+    """True if every store keeps ``text`` as it is (PostgreSQL refuses NUL in text)."""
+    return text is None or "\x00" not in text
 
 
 def _driver_error(exc: BaseException) -> BaseException | None:

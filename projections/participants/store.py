@@ -30,9 +30,9 @@ from projections.poison import (
     check_storable,
     diagnose,
     digest,
-    is_clean,
     is_poison,
     sanitise,
+    storable,
 )
 from projections.streams import STREAMS, StreamProjection
 from schemas.codec import CodecError, decode, encode_event
@@ -187,7 +187,7 @@ class ParticipantStore:
                 read = [(r, cm, e) for r, cm, e in read if cm is not None and self.only(cm)]
             good = [cm for _, cm, e in read if cm is not None and e is None]
             known = [cm.commit_id for _, cm, e in read if cm is not None and e is not None]
-            batch = _Batch(self.sql, c, good, [i for i in known if is_clean(i)])
+            batch = _Batch(self.sql, c, good, [i for i in known if storable(i)])
             for record, commit, error in read:
                 if error is None and commit is not None:
                     batch.apply(commit, record, stats)
@@ -443,13 +443,13 @@ class _Batch:
                 ),
             )
         )
-        if commit is None or not all(map(is_clean, (*about, commit.causation.command))):
+        if commit is None or not all(map(storable, (*about, commit.causation.command))):
             return
         self.commit_ids.add(commit.commit_id)
         self.writes.append(Write("outcome_quarantined", _outcome(commit, record, "quarantined")))
         key = commit.causation.idempotency_key
         ident = (commit.tenant, commit.participant_id, key)
-        if key is not None and is_clean(key) and ident not in self.keys:
+        if key is not None and storable(key) and ident not in self.keys:
             self.keys.add(ident)  # type: ignore[arg-type]
             self.writes.append(Write("idempotency_quarantined", (*ident, commit.commit_id)))
 

@@ -14,9 +14,9 @@ from projections.poison import (
     Unstorable,
     check_storable,
     diagnose,
-    is_clean,
     is_poison,
     sanitise,
+    storable,
 )
 from schemas.codec import CodecError
 
@@ -126,4 +126,4 @@ def test_values_every_store_holds_pass_the_check(value: bytes) -> None:
 def test_sanitised_text_escapes_control_and_bidi_characters_and_is_bounded() -> None:
     assert sanitise("a\x00b\u202ec") == "a\\x00b\\u202ec"
     assert len(sanitise("x" * 1000, 50)) == 50
-    assert is_clean("user_123") and not is_clean("a\x00") and is_clean(None)
+    assert storable("user\t123") and not storable("a\x00") and storable(None)
