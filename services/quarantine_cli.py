@@ -75,6 +75,9 @@ def quarantine_command(
             return USAGE
         if args.quarantine_command == "ack":
             for entry in entries:
+                if entry.status != QUARANTINED:
+                    print(f"{entry.position}: already {entry.status}")
+                    continue
                 queries.acknowledge(entry)
                 print(f"{entry.position}: acknowledged")
             return OK
