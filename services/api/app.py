@@ -45,6 +45,7 @@ from services.api.keys import (
 )
 from services.api.middlewares import auth_middleware
 from services.api.ops_views import metrics_middleware
+from services.api.quarantine_ops import quarantine_ctx
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -87,6 +88,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(embedded_log_ctx)
     app.cleanup_ctx.append(lag_ctx)
+    app.cleanup_ctx.append(quarantine_ctx)
     if roles & {"api", "inbound"}:
         app.cleanup_ctx.append(deps_ctx)
     if "projector" in roles:

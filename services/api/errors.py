@@ -20,6 +20,7 @@ from services.participants.domain import (
     UnknownDefinition,
 )
 from services.participants.handlers import (
+    CommitQuarantined,
     ConcurrencyConflict,
     IdempotencyKeyMismatch,
     IdempotencyKeyReused,
@@ -63,6 +64,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (ConcurrencyConflict, 409),
     (IdempotencyKeyMismatch, 422),  # before its base class, IdempotencyKeyReused
     (IdempotencyKeyReused, 409),
+    (CommitQuarantined, 422),
     (NotYetProjected, 503),
 ]
 

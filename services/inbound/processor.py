@@ -17,6 +17,7 @@ from services.inbound.messages import Rejected, parse
 from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
 from services.participants.handlers import (
+    CommitQuarantined,
     ConcurrencyConflict,
     Context,
     Deps,
@@ -125,6 +126,8 @@ class InboundProcessor:
             if isinstance(exc, DomainError):
                 await record_refusal(self.deps, ctx, message.command)
             await self.dead_letter(record, "rejected", str(exc))
+        except CommitQuarantined as exc:
+            await self.dead_letter(record, "quarantined", str(exc))
 
     async def _execute(self, ctx: Context, command: object) -> None:
         for attempt in range(3):

@@ -28,6 +28,8 @@ from services.participants.ports import (
 
 logger = logging.getLogger(__name__)
 
+QUARANTINED = "quarantined"  # the projector's verdict on a commit it could not apply
+
 
 class ConcurrencyConflict(Exception):
     """Other writers kept changing the participant; every attempt was rejected."""
@@ -46,6 +48,23 @@ class NotYetProjected(Exception):
         super().__init__(
             "The write was accepted but is not visible yet; "
             "retry with the same Idempotency-Key to get its result."
+        )
+
+
+class CommitQuarantined(Exception):
+    """The commit is on the log but the projector could not apply it and set it aside.
+
+    The write did not take effect. Deciding again would append the same failing commit, so a
+    retry with the same Idempotency-Key answers this again until an operator repairs the record
+    (``gamify quarantine retry`` or ``gamify replay``), and then the write's own result.
+    """
+
+    def __init__(self, commit_id: str) -> None:
+        self.commit_id = commit_id
+        super().__init__(
+            f"The write was recorded (commit {commit_id}) but could not be applied and was set "
+            "aside for an operator; it has not taken effect. Retrying the same request with the "
+            "same Idempotency-Key returns this answer until the record is repaired."
         )
 
 
@@ -202,6 +221,8 @@ async def run(
             outcome = await _append_and_wait(deps, commit)
             if outcome.status == "applied":
                 return Result(events=outcome.events, commit_id=commit.commit_id)
+            if outcome.status == QUARANTINED:
+                raise CommitQuarantined(commit.commit_id)
             if outcome.status == "duplicate" and ctx.idempotency_key is not None:
                 original = await deps.reader.get_idempotent(
                     ctx.tenant, stream_id, ctx.idempotency_key
@@ -244,6 +265,8 @@ def check_same_request(original: CommitOutcome, name: str, ctx: Context) -> None
         raise IdempotencyKeyReused(key, original.command)
     if original.fingerprint and ctx.fingerprint and original.fingerprint != ctx.fingerprint:
         raise IdempotencyKeyMismatch(key)
+    if original.status == QUARANTINED:
+        raise CommitQuarantined(original.commit_id)
 
 
 def iso(moment: datetime) -> str:
