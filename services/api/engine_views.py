@@ -11,11 +11,11 @@ from aiohttp import web
 from services.api import sections
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, json_body
 from services.participants.commands import from_body
 from services.participants.domain import DomainError
 from services.participants.handlers import Result, execute
-from services.validation import ValidationFailed, normalize_timestamp, validate
+from services.validation import ValidationFailed, validate
 
 MAX_BATCH = 100
 
@@ -42,7 +42,7 @@ def moved(result: Result) -> dict[str, Any]:
 
 
 async def track_event(request: web.Request) -> web.Response:
-    body = normalize_timestamp(await json_body(request, "events.track"))
+    body = await json_body(request, "events.track")
     result = await execute(
         request.app[deps_key], context(request, body), from_body("events.track", body)
     )
@@ -95,7 +95,7 @@ async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, A
                     }
                 ]
             )
-        body = normalize_timestamp(validate("events.track", item, location=f"events[{index}]"))
+        body = validate("events.track", item, now=clock(request), location=f"events[{index}]")
         ctx = context(request, body)
         ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))

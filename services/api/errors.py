@@ -9,7 +9,12 @@ import orjson
 from aiohttp import web
 
 from services.api.keys import settings_key
-from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
+from services.definitions.domain import (
+    CodeIsImmutable,
+    DefinitionNotFound,
+    DuplicateCode,
+    InvalidDefinition,
+)
 from services.participants.domain import (
     InsufficientPoints,
     ParticipantNotFound,
@@ -62,7 +67,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ValidationFailed as exc:
+    except (ValidationFailed, InvalidDefinition) as exc:
         return error(422, exc.errors)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[settings_key].max_body_bytes

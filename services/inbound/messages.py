@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from services.participants.commands import Command, from_body
-from services.validation import ValidationFailed, normalize_timestamp, validate
+from services.validation import ValidationFailed, validate
 
 COMMANDS = (
     "participants.register",
@@ -43,8 +44,9 @@ class InboundCommand:
     idempotency_key: str | None
 
 
-def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
-    """Validate ``value`` with the same JSON Schemas as the HTTP API; raise Rejected if invalid."""
+def parse(value: bytes | None, tenants: Container[str], *, now: datetime) -> InboundCommand:
+    """Validate ``value`` with the same boundary as the HTTP API (``now``: the server clock);
+    raise Rejected if invalid."""
     try:
         body: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
@@ -66,11 +68,10 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
     if name == "rewards.claim" and not isinstance(body.get("reward_id"), str):
         raise Rejected("schema", "reward_id: a string is required")
     try:
-        validate(name, body, location="message")
-        body = normalize_timestamp(body, location="message")
+        checked = validate(name, body, now=now, location="message")
     except ValidationFailed as exc:
         raise Rejected("schema", "; ".join(_describe(e) for e in exc.errors)) from None
-    return InboundCommand(tenant, name, from_body(name, body), body.get("idempotency_key"))
+    return InboundCommand(tenant, name, from_body(name, checked), checked.get("idempotency_key"))
 
 
 def _describe(error: dict[str, Any]) -> str:
