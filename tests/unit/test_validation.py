@@ -45,7 +45,9 @@ def award(**fields: Any) -> dict[str, Any]:
 # Strings
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x01", "\t", "\n", "\x1f", "\x7f", "\x80", "\x85", "\x9f"])
+@pytest.mark.parametrize(
+    "char", ["\x00", "\x01", "\t", "\n", "\x1f", "\x7f", "\x80", "\x85", "\x9f"]
+)
 def test_control_characters_are_refused_in_free_text(char: str) -> None:
     assert locs("points.award", award(reason=f"a{char}b")) == [["body", "reason"]]
 
@@ -216,14 +218,18 @@ def test_definition_dates_may_lie_in_the_future_up_to_the_year_2999() -> None:
             "window": {"type": "fixed", "starts_at": starts, "ends_at": ends},
         }
 
-    ok = validate("definitions/challenge", window("2026-03-01T01:00:00+01:00", "2999-12-31T23:59:59Z"), now=NOW)
+    ok = validate(
+        "definitions/challenge",
+        window("2026-03-01T01:00:00+01:00", "2999-12-31T23:59:59Z"),
+        now=NOW,
+    )
     assert ok["window"]["starts_at"] == "2026-03-01T00:00:00Z"
-    assert locs("definitions/challenge", window("2026-03-01T00:00:00Z", "3000-01-01T00:00:00Z")) == [
-        ["body", "window", "ends_at"]
-    ]
-    assert locs("definitions/challenge", window("1969-12-31T23:59:59Z", "2027-01-01T00:00:00Z")) == [
-        ["body", "window", "starts_at"]
-    ]
+    assert locs(
+        "definitions/challenge", window("2026-03-01T00:00:00Z", "3000-01-01T00:00:00Z")
+    ) == [["body", "window", "ends_at"]]
+    assert locs(
+        "definitions/challenge", window("1969-12-31T23:59:59Z", "2027-01-01T00:00:00Z")
+    ) == [["body", "window", "starts_at"]]
     reward = {"code": "r", "name": "R", "type": "coupon", "expires_at": "0001-01-01T00:00:00+01:00"}
     assert locs("definitions/reward", reward) == [["body", "expires_at"]]
 
@@ -249,7 +255,12 @@ def test_definition_integers_refuse_floats_too() -> None:
 
 @pytest.mark.parametrize("good", [MAX_SAFE_NUMBER, -MAX_SAFE_NUMBER, 1.5e15])
 def test_numbers_in_maps_within_the_safe_range_are_accepted(good: float) -> None:
-    assert errors("events.track", {"participant_id": "p", "event_name": "e", "properties": {"t": good}}) == []
+    assert (
+        errors(
+            "events.track", {"participant_id": "p", "event_name": "e", "properties": {"t": good}}
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("bad", [MAX_SAFE_NUMBER + 1, -(MAX_SAFE_NUMBER + 1), 1e308, -1e308])
@@ -382,8 +393,16 @@ def test_multipliers_are_positive_and_at_most_1000() -> None:
     [
         ("challenge", {"window": {"type": "rolling", "days": 3651}}, ["window", "days"]),
         ("tier", {"level": 1001}, ["level"]),
-        ("tier", {"criteria_config": {"min_points": 1_000_000_001}}, ["criteria_config", "min_points"]),
-        ("badge", {"criteria_config": {"event_count": 1_000_001}}, ["criteria_config", "event_count"]),
+        (
+            "tier",
+            {"criteria_config": {"min_points": 1_000_000_001}},
+            ["criteria_config", "min_points"],
+        ),
+        (
+            "badge",
+            {"criteria_config": {"event_count": 1_000_001}},
+            ["criteria_config", "event_count"],
+        ),
         ("streak", {"freeze_allowance": {"max": 1001}}, ["freeze_allowance", "max"]),
         ("reward", {"points_cost": 1_000_000_001}, ["points_cost"]),
         ("rule", {"display_order": 1_000_001}, ["display_order"]),
@@ -394,7 +413,10 @@ def test_definition_numbers_are_bounded(kind: str, body: dict[str, Any], loc: li
 
 
 def test_rolling_windows_up_to_ten_years_are_accepted() -> None:
-    assert errors("definitions/challenge", {"window": {"type": "rolling", "days": 3650}}, partial=True) == []
+    assert (
+        errors("definitions/challenge", {"window": {"type": "rolling", "days": 3650}}, partial=True)
+        == []
+    )
 
 
 def fixed(starts: str | None, ends: str | None) -> dict[str, Any]:
