@@ -2,7 +2,7 @@
 
 The JSON Schema (schemas/json/definitions) holds each field to its type and range; these checks
 relate fields to each other, so a definition that passes can always be evaluated by the engine:
-a fixed challenge window has both dates and starts before it ends, objective ids are unique, a
+a fixed challenge window starts before it ends, objective ids are unique, a
 streak's time zone is a real IANA zone, an earn rule awards ``points`` or ``points_property``.
 Dates arrive normalised (``YYYY-MM-DDTHH:MM:SSZ``), so comparing the strings compares instants.
 """
@@ -31,9 +31,7 @@ def _challenge(body: dict[str, Any]) -> list[Problem]:
     window = body.get("window") or {}
     if window.get("type") == "fixed":
         starts, ends = window.get("starts_at"), window.get("ends_at")
-        if not starts or not ends:
-            found.append(_problem(["window"], "a fixed window needs starts_at and ends_at"))
-        elif starts >= ends:
+        if starts and ends and starts >= ends:
             found.append(_problem(["window", "ends_at"], "must be after starts_at"))
     seen: set[str] = set()
     for index, objective in enumerate(body.get("objectives") or []):
