@@ -12,7 +12,16 @@ from services.api.middlewares import principal
 from services.api.requests import clock, context, dumps, int_query, json_body
 from services.definitions.domain import KINDS, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
-from services.validation import ValidationFailed, validate
+from services.validation import CONTROL, ValidationFailed, validate
+
+
+def _id(request: web.Request) -> str:
+    """The definition id of the path; ids never hold control characters, so one that does is
+    unknown (and never reaches a store that refuses NUL)."""
+    id_ = request.match_info["id"]
+    if CONTROL.search(id_):
+        raise NotFound(f"Unknown definition id: {id_!r}")
+    return id_
 
 
 def _kind(request: web.Request) -> str:
@@ -71,7 +80,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def get_definition(request: web.Request) -> web.Response:
     kind = _kind(request)
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, _id(request), 200)
 
 
 async def update(request: web.Request) -> web.Response:
@@ -83,10 +92,10 @@ async def update(request: web.Request) -> web.Response:
         request.app[definition_reader_key],
         context(request),
         kind,
-        request.match_info["id"],
+        _id(request),
         changes,
     )
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, _id(request), 200)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -96,10 +105,10 @@ async def delete(request: web.Request) -> web.Response:
         request.app[definition_reader_key],
         context(request),
         kind,
-        request.match_info["id"],
+        _id(request),
         None,
     )
-    return await _definition_response(request, kind, request.match_info["id"], 200)
+    return await _definition_response(request, kind, _id(request), 200)
 
 
 async def _definition_response(

@@ -15,7 +15,7 @@ from services.api.requests import clock, context, dumps, int_query, json_body
 from services.participants.commands import from_body
 from services.participants.domain import DomainError
 from services.participants.handlers import Result, execute
-from services.validation import ValidationFailed, validate
+from services.validation import ValidationFailed, check_field, validate
 
 MAX_BATCH = 100
 
@@ -116,6 +116,8 @@ async def participant_events(request: web.Request) -> web.Response:
     page = int_query(request, "page", 1, 1, 1_000_000)
     page_size = int_query(request, "page_size", 20, 1, 100)
     name = request.query.get("event_name") or None
+    if name is not None:
+        check_field("events.track", "event_name", name, ["query", "event_name"])
     found = await asyncio.to_thread(
         request.app[queries_key].events, row.tenant, row.participant_id, name, page, page_size
     )

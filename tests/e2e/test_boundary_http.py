@@ -67,7 +67,19 @@ async def refuse_all_then_write(api: Api) -> None:
         assert loc in [e["loc"] for e in reply.body["detail"]], reply
     bad_path = await api.get(f"/participants/{pid}%00x")
     assert bad_path.status == 422, bad_path
+    for path, status in (
+        ("/leaderboards/a%00b", 422),
+        ("/leaderboards/a%00b/rank/p", 422),
+        ("/admin/rules/a%00b", 404),
+        ("/rewards/a%00b/claim", 422),
+    ):
+        method = "POST" if path.endswith("claim") else "GET"
+        reply = await api.request(method, path, key=ADMIN_KEY, json_body={"participant_id": pid})
+        assert reply.status == status, (path, reply)
     assert (await api.get(f"/participants/{pid}")).status == 404  # nothing was written
+    await api.register(pid)
+    events = await api.get(f"/participants/{pid}/events", params={"event_name": "a\u0000b"})
+    assert events.status == 422, events
     started = time.monotonic()
     award = await api.award(pid, 5, reason="after the poison")
     assert award.status == 200, award
