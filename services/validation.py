@@ -168,7 +168,10 @@ def _map_errors(body: Any, location: str) -> Iterator[dict[str, Any]]:
         if not isinstance(value, dict):
             continue
         loc = [location, field]
-        size = len(orjson.dumps(value))
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # an integer beyond 64 bits: refused below as out of range
+            size = 0
         if size > MAX_MAP_BYTES:
             yield _error(loc, f"at most {MAX_MAP_BYTES} bytes as JSON, got {size}", "too_large")
         elif _depth(value) > MAX_MAP_DEPTH:
