@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator, validators
 
+from services.limits import MAX_MAP_BYTES, MAX_MAP_DEPTH, MAX_MAP_KEYS, MAX_SAFE_NUMBER
+
 MAX_JSON_DEPTH = 32
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{1,255}$"
 
@@ -38,10 +40,6 @@ FUTURE_SKEW = timedelta(minutes=5)
 LATEST_SCHEDULE = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 MAP_FIELDS = ("attributes", "metadata", "properties")
-MAX_MAP_KEYS = 100
-MAX_MAP_DEPTH = 5
-MAX_MAP_BYTES = 8192
-MAX_SAFE_NUMBER = 2**53 - 1
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

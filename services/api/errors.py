@@ -16,6 +16,7 @@ from services.definitions.domain import (
     InvalidDefinition,
 )
 from services.participants.domain import (
+    AttributesTooLarge,
     InsufficientPoints,
     ParticipantNotFound,
     Refused,
@@ -67,7 +68,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except (ValidationFailed, InvalidDefinition) as exc:
+    except (ValidationFailed, InvalidDefinition, AttributesTooLarge) as exc:
         return error(422, exc.errors)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[settings_key].max_body_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsDeducted,
 )
+from services.limits import MAX_MAP_BYTES, MAX_MAP_KEYS
 from services.participants.commands import (
     UNSET,
     AwardPoints,
@@ -41,6 +43,15 @@ class UnknownDefinition(DomainError):
 
 class Refused(DomainError):
     """A rule refuses the command in the current state (a reward's cap or stock): 409."""
+
+
+class AttributesTooLarge(DomainError):
+    """A PATCH whose merged ``attributes`` would exceed what one request may send (422): the
+    stored map stays as bounded as the boundary's maps (services/validation.py)."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.errors = [{"loc": ["body", "attributes"], "msg": msg, "type": "too_large"}]
 
 
 class InsufficientPoints(DomainError):
@@ -148,7 +159,17 @@ def _update(state: ParticipantState, cmd: UpdateParticipant) -> list[Event]:
     attributes: Any = UNSET
     if cmd.attributes is not UNSET:
         attributes = merge_attributes(state.attributes, cmd.attributes or {})
+        _bounded(attributes)
     return _changes(state, cmd.display_name, cmd.avatar_url, attributes)
+
+
+def _bounded(attributes: dict[str, Any]) -> None:
+    size = len(json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode())
+    if len(attributes) > MAX_MAP_KEYS or size > MAX_MAP_BYTES:
+        raise AttributesTooLarge(
+            f"after this change the participant would hold {len(attributes)} attributes, "
+            f"{size} bytes as JSON; at most {MAX_MAP_KEYS} and {MAX_MAP_BYTES}"
+        )
 
 
 def merge_attributes(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

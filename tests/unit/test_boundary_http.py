@@ -308,3 +308,17 @@ async def test_an_earn_rule_multiplies_in_exact_decimals(
         {"participant_id": "p", "event_name": "buy", "properties": {"total": total}},
     )
     assert (status, answer["points_awarded"]) == (200, points)
+
+
+async def test_patches_cannot_grow_the_attributes_past_the_map_limit(client: TestClient) -> None:
+    first = {f"a{i}": i for i in range(60)}
+    assert (await post(client, "/participants", {"participant_id": "p", "attributes": first}))[
+        0
+    ] == 201
+    resp = await client.patch(
+        f"{BASE}/participants/p", headers=ACME, json={"attributes": {f"b{i}": i for i in range(60)}}
+    )
+    assert resp.status == 422
+    assert named((await resp.json())["detail"]) == [["body", "attributes"]]
+    profile = await (await client.get(f"{BASE}/participants/p", headers=ACME)).json()
+    assert profile["attributes"] == first

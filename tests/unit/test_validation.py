@@ -11,9 +11,12 @@ import pytest
 from services.definitions.checks import problems
 from services.definitions.domain import DefinitionState, InvalidDefinition, decide_update
 from services.inbound.messages import Rejected, parse
+from services.participants.commands import UpdateParticipant
+from services.participants.domain import AttributesTooLarge, Env, ParticipantState, decide
 from services.participants.features.events import rule_points
 from services.validation import (
     MAX_MAP_BYTES,
+    MAX_MAP_KEYS,
     MAX_SAFE_NUMBER,
     ValidationFailed,
     check_field,
@@ -23,6 +26,7 @@ from services.validation import (
 )
 
 NOW = datetime(2026, 2, 14, 10, 0, 0, tzinfo=UTC)
+ENV = Env(new_id=lambda: "id", now=NOW)
 
 
 def errors(command: str, body: dict[str, Any], **kw: Any) -> list[dict[str, Any]]:
@@ -538,3 +542,23 @@ def test_inbound_timestamps_are_checked_against_the_clock_given() -> None:
 def test_inbound_unknown_fields_never_reach_the_command() -> None:
     parsed = parse(inbound(bonus=5), {"acme"}, now=NOW)
     assert parsed.command.participant_id == "p" and parsed.command.amount == 1
+
+
+def test_the_schemas_state_the_same_map_limits_as_the_code() -> None:
+    for command in ("participants.register", "participants.update", "points.award", "events.track"):
+        for field, spec in schema_of(command)["properties"].items():
+            if field in ("attributes", "metadata", "properties"):
+                assert spec["maxProperties"] == MAX_MAP_KEYS, (command, field)
+                assert f"{MAX_MAP_BYTES} bytes" in spec["description"], (command, field)
+
+
+def test_a_patch_may_not_grow_the_stored_attributes_beyond_one_request() -> None:
+    full = {f"k{i}": i for i in range(MAX_MAP_KEYS)}
+    state = ParticipantState(version=1, attributes=full)
+    assert decide(state, UpdateParticipant("p", attributes={"k0": None, "new": 1}), ENV)
+    with pytest.raises(AttributesTooLarge) as caught:
+        decide(state, UpdateParticipant("p", attributes={"new": 1}), ENV)
+    assert caught.value.errors[0]["loc"] == ["body", "attributes"]
+    big = ParticipantState(version=1, attributes={"a": "x" * (MAX_MAP_BYTES - 20)})
+    with pytest.raises(AttributesTooLarge):
+        decide(big, UpdateParticipant("p", attributes={"b": "y" * 30}), ENV)
