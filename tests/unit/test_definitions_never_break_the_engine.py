@@ -176,7 +176,9 @@ FIXED_CHALLENGE = {
     first=datetime(1970, 1, 1),
     later=10**6,
 )
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     rule_body=rule,
     challenge_body=challenge,
