@@ -13,10 +13,10 @@ from services.api import sections
 from services.api.errors import ITEM_UNKNOWN_FAILURE, item_error
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, json_body
 from services.participants.commands import from_body
 from services.participants.handlers import Result, execute
-from services.validation import ValidationFailed, normalize_timestamp, validate
+from services.validation import ValidationFailed, check_field, validate
 
 MAX_BATCH = 100
 MAX_ID = 255  # a failed item's participant_id is echoed only if it has an id's length
@@ -46,7 +46,7 @@ def moved(result: Result) -> dict[str, Any]:
 
 
 async def track_event(request: web.Request) -> web.Response:
-    body = normalize_timestamp(await json_body(request, "events.track"))
+    body = await json_body(request, "events.track")
     result = await execute(
         request.app[deps_key], context(request, body), from_body("events.track", body)
     )
@@ -106,7 +106,7 @@ async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, A
                     }
                 ]
             )
-        body = normalize_timestamp(validate("events.track", item, location=f"events[{index}]"))
+        body = validate("events.track", item, now=clock(request), location=f"events[{index}]")
         ctx = context(request, body)
         ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
@@ -137,6 +137,8 @@ async def participant_events(request: web.Request) -> web.Response:
     page = int_query(request, "page", 1, 1, 1_000_000)
     page_size = int_query(request, "page_size", 20, 1, 100)
     name = request.query.get("event_name") or None
+    if name is not None:
+        check_field("events.track", "event_name", name, ["query", "event_name"])
     found = await asyncio.to_thread(
         request.app[queries_key].events, row.tenant, row.participant_id, name, page, page_size
     )

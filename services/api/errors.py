@@ -11,7 +11,12 @@ from aiohttp import web
 from services.api.access import CLIENT_CLOSED, client_gone
 from services.api.keys import settings_key
 from services.api.server import BodyReadTimeout
-from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
+from services.definitions.domain import (
+    CodeIsImmutable,
+    DefinitionNotFound,
+    DuplicateCode,
+    InvalidDefinition,
+)
 from services.participants.domain import (
     AttributesTooLarge,
     InsufficientPoints,
@@ -73,7 +78,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ValidationFailed as exc:
+    except (ValidationFailed, InvalidDefinition) as exc:
         return error(422, exc.errors)
     except web.RequestPayloadError:
         # The body's framing or encoding is broken (a bad chunk, an undecodable gzip body).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -14,7 +15,6 @@ from services.participants.commands import Command, from_body
 from services.validation import (
     IDEMPOTENCY_KEY_PATTERN,
     ValidationFailed,
-    normalize_timestamp,
     validate,
 )
 
@@ -53,8 +53,9 @@ class InboundCommand:
     fingerprint: str | None = None  # schemas.codec.fingerprint of the command's fields
 
 
-def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
-    """Validate ``value`` with the same JSON Schemas as the HTTP API; raise Rejected if invalid."""
+def parse(value: bytes | None, tenants: Container[str], *, now: datetime) -> InboundCommand:
+    """Validate ``value`` with the same boundary as the HTTP API (``now``: the server clock);
+    raise Rejected if invalid."""
     try:
         body: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
@@ -76,15 +77,14 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
     if name == "rewards.claim" and not isinstance(body.get("reward_id"), str):
         raise Rejected("schema", "reward_id: a string is required")
     try:
-        validate(name, body, location="message")
-        body = normalize_timestamp(body, location="message")
+        checked = validate(name, body, now=now, location="message")
     except ValidationFailed as exc:
         raise Rejected("schema", "; ".join(_describe(e) for e in exc.errors)) from None
-    key = body.get("idempotency_key")
+    key = checked.get("idempotency_key")
     if key is not None and not _KEY.match(key):
         raise Rejected("schema", f"idempotency_key: must match {IDEMPOTENCY_KEY_PATTERN}")
-    fields = {k: v for k, v in body.items() if k not in ("command", "tenant")}
-    return InboundCommand(tenant, name, from_body(name, body), key, fingerprint(fields))
+    fields = {k: v for k, v in checked.items() if k not in ("command", "tenant")}
+    return InboundCommand(tenant, name, from_body(name, checked), key, fingerprint(fields))
 
 
 def _describe(error: dict[str, Any]) -> str:

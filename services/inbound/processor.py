@@ -109,7 +109,7 @@ class InboundProcessor:
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one message, or dead-letter it with the reason; infrastructure errors propagate."""
         try:
-            message = parse(record.value, self.tenants)
+            message = parse(record.value, self.tenants, now=self.deps.clock())
             ctx = Context(
                 tenant=message.tenant,
                 source="inbound",

@@ -282,6 +282,53 @@ async def test_same_bytes_without_idempotency_key_are_two_messages(inbound: Inbo
     assert (await inbound.ledger(pid))["total"] == 2
 
 
+async def test_values_the_boundary_refuses_are_dead_lettered_as_schema_and_later_ones_apply(
+    inbound: Inbound,
+) -> None:
+    """The same boundary as HTTP (services/validation.py): control characters, floats for
+    integers, bidi overrides in ids, timestamps outside the window, oversized numbers in maps."""
+    pid = "gina"
+    key = f"acme:{pid}"
+    before = inbound.dead_letters()
+    bad: list[tuple[dict[str, Any], str]] = [
+        (msg("points.award", pid, amount=1, reason="a\u0000b"), "reason"),
+        (msg("points.award", pid, amount=1.0), "amount"),
+        (msg("points.award", "gi\u202ena", amount=1), "participant_id"),
+        (msg("participants.register", pid, display_name="G\u0000"), "display_name"),
+        (msg("points.award", pid, amount=1, metadata={"a": {"b": "\u0085"}}), "metadata.a.b"),
+        (msg("events.track", pid, event_name="e", timestamp="2030-01-01T00:00:00Z"), "timestamp"),
+        (
+            msg("events.track", pid, event_name="e", timestamp="0001-01-01T00:00:00+01:00"),
+            "timestamp",
+        ),
+        (msg("events.track", pid, event_name="e", properties={"t": 1e308}), "properties.t"),
+    ]
+    values = [json.dumps(m).encode() for m, _ in bad]
+    inbound.touched.add(("acme", pid))
+    sent = await inbound.publish(
+        key, *values, msg("points.award", pid, amount=3, reason="after", metadata={"k": "v"})
+    )
+    profile = await inbound.wait_profile(pid, lambda p: p["points"]["total_earned"] == 3)
+    assert profile["points"] == {"balance": 3, "total_earned": 3, "total_spent": 0}
+    assert profile["display_name"] is None and profile["total_events"] == 0
+    letters = {
+        (h["gamify-dlq-source-partition"], h["gamify-dlq-source-offset"]): (r, h)
+        for r in await read_topic(inbound.broker.bootstrap, inbound.dlq)
+        if (h := {k: v.decode() for k, v in r.headers})["gamify-dlq-source-topic"] == inbound.topic
+    }
+    for md, value, (_, field) in zip(sent[:-1], values, bad, strict=True):
+        found = letters.get((str(md.partition), str(md.offset)))
+        assert found is not None, (
+            f"{field}: message at {md.partition}/{md.offset} not dead-lettered"
+        )
+        record, headers = found
+        assert record.value == value
+        assert headers["gamify-dlq-error-type"] == "schema", headers
+        assert headers["gamify-dlq-reason"].startswith(f"{field}: "), headers
+    after = inbound.dead_letters()
+    assert after["schema"] - before["schema"] == len(bad)
+
+
 # --------------------------------------------------------------------------------------------
 # Redelivery: stop the server, rewind the inbound group to offset 0, start it again.
 

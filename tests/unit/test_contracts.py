@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import fields
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ EVENT_DIR = SCHEMA_DIR / "events"
 ASYNCAPI = ROOT / "schemas" / "asyncapi.yaml"
 OPENAPI = ROOT / "services" / "api" / "openapi.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)  # the server clock inbound parsing is pinned to
 BASE = "/api/v1/gamify"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -307,7 +309,7 @@ def test_a_sample_message_of_every_inbound_command_validates_and_parses(command:
         "idempotency_key": "m-1",
     }
     assert errors_of(schema_validator("inbound_message.v1.json"), message) == []
-    assert parse(orjson.dumps(message), {"acme"}).name == command
+    assert parse(orjson.dumps(message), {"acme"}, now=NOW).name == command
 
 
 INBOUND_WRONG = {
@@ -330,7 +332,7 @@ def test_messages_the_processor_dead_letters_break_the_inbound_schema(what: str)
     message = INBOUND_WRONG[what]
     assert errors_of(schema_validator("inbound_message.v1.json"), message)
     with pytest.raises(Rejected):
-        parse(orjson.dumps(message), {"acme"})
+        parse(orjson.dumps(message), {"acme"}, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------
