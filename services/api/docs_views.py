@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.resources
-from functools import cache
-
 from aiohttp import web
+
+from services.api.openapi import document_bytes
 
 BASE = "/api/v1/gamify"
 OPENAPI_PATH = f"{BASE}/openapi.json"
 
 
-@cache
-def openapi_document() -> bytes:
-    """The bytes of services/api/openapi.json (package data), read once."""
-    return importlib.resources.files("services.api").joinpath("openapi.json").read_bytes()
-
-
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=openapi_document(), content_type="application/json")
+    """The document built from services/api/openapi.skeleton.json and schemas/json (cached)."""
+    return web.Response(body=document_bytes(), content_type="application/json")
+
+
+async def build_document(app: web.Application) -> None:
+    """Build the document at start-up, so a skeleton naming an unknown schema stops the app."""
+    document_bytes()
 
 
 ROUTES: list[web.RouteDef] = [
