@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from services.api.representations import STATE_SECTIONS
 from services.definitions.domain import KINDS
 from services.validation import validator
 
@@ -133,6 +134,7 @@ def build(skeleton: dict[str, Any]) -> dict[str, Any]:
     """
     doc = copy.deepcopy(skeleton)
     _definition_kinds(doc)
+    doc["components"]["parameters"]["include"]["schema"]["pattern"] = include_pattern()
     schemas = doc["components"]["schemas"]
     shadowed = sorted(set(schemas) & set(schema_files()))
     if shadowed:
@@ -150,6 +152,12 @@ def build(skeleton: dict[str, Any]) -> dict[str, Any]:
             if method in HTTP_METHODS:
                 _add_errors(doc, method, operation)
     return doc
+
+
+def include_pattern() -> str:
+    """What ``?include=`` accepts: comma-separated STATE_SECTIONS, blanks around, empty items."""
+    section = "(?:" + "|".join(STATE_SECTIONS) + ")"
+    return rf"^\s*(?:{section}\s*)?(?:,\s*(?:{section}\s*)?)*$"
 
 
 def _definition_kinds(doc: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ import orjson
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
@@ -52,13 +54,15 @@ from schemas.events import (
 )
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.api import openapi as openapi_builder
+from services.api import query_views
 from services.api.app import create_app
 from services.api.engine_views import MAX_BATCH
+from services.api.representations import STATE_SECTIONS
 from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
-from services.validation import validator
+from services.validation import ValidationFailed, validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas" / "json"
@@ -575,6 +579,17 @@ def test_every_keyed_operation_documents_the_errors_it_can_answer() -> None:
         if method != "get":
             expected.add("409")
         assert expected <= statuses, f"{method.upper()} {path}: {sorted(expected - statuses)}"
+
+
+@given(st.lists(st.sampled_from([*STATE_SECTIONS, ",", " ", "\t", "x", "tiers"])).map("".join))
+def test_the_documented_include_pattern_accepts_what_the_state_endpoint_accepts(raw: str) -> None:
+    documented = re.search(openapi_builder.include_pattern(), raw) is not None
+    try:
+        query_views._include(raw)
+        accepted = True
+    except ValidationFailed:
+        accepted = False
+    assert documented == accepted
 
 
 def test_admin_operations_need_the_admin_scope_and_public_ones_no_key() -> None:
