@@ -26,14 +26,12 @@ SKELETON = "openapi.skeleton.json"
 SCHEMAS = "#/components/schemas/"
 RESPONSES = "#/components/responses/"
 PARTIAL = ".partial"
-WRITES = frozenset({"post", "put", "patch", "delete"})
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
-# The errors every operation may answer, by what the operation is (components/responses names).
-KEYED_ERRORS = {"401": "Unauthorized", "404": "NotFound", "422": "ValidationFailed"}
-KEYED_ERRORS |= {"503": "Unavailable"}
+# The errors an operation may answer whatever it does (components/responses names); 404 and 409
+# depend on the operation and are written in the skeleton where they can happen.
+KEYED_ERRORS = {"401": "Unauthorized", "422": "ValidationFailed", "503": "Unavailable"}
 ADMIN_ERRORS = {"403": "Forbidden"}
-WRITE_ERRORS = {"409": "Conflict"}
 BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge"}
 
 
@@ -150,7 +148,7 @@ def build(skeleton: dict[str, Any]) -> dict[str, Any]:
     for item in doc["paths"].values():
         for method, operation in item.items():
             if method in HTTP_METHODS:
-                _add_errors(doc, method, operation)
+                _add_errors(doc, operation)
     return doc
 
 
@@ -177,16 +175,19 @@ def _definition_kinds(doc: dict[str, Any]) -> None:
     }
 
 
-def _add_errors(doc: dict[str, Any], method: str, operation: dict[str, Any]) -> None:
-    """Document the errors the operation can answer that the skeleton leaves to the rule."""
+def _add_errors(doc: dict[str, Any], operation: dict[str, Any]) -> None:
+    """Document the errors any keyed operation can answer, unless the skeleton has its own.
+
+    401 (no or unknown key), 422 (path, query or header validation), 503 (a store that cannot
+    be used, or a write that may be on the log: Retry-After); 403 with the admin scope; 400 (not
+    a JSON object) and 413 (over GAMIFY_MAX_BODY_BYTES) with a body.
+    """
     security = operation.get("security", doc["security"])
     if security == []:
         return
     errors = dict(KEYED_ERRORS)
     if any(scopes for requirement in security for scopes in requirement.values()):
         errors |= ADMIN_ERRORS
-    if method in WRITES:
-        errors |= WRITE_ERRORS
     if "requestBody" in operation:
         errors |= BODY_ERRORS
     responses = operation["responses"]
