@@ -32,6 +32,8 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "pa
 # depend on the operation and are written in the skeleton where they can happen.
 KEYED_ERRORS = {"401": "Unauthorized", "422": "ValidationFailed", "503": "Unavailable"}
 ADMIN_ERRORS = {"403": "Forbidden"}
+WRITE_ERRORS = {"422": "UnprocessableWrite"}  # a validation list, or a key reused with another body
+WRITES = frozenset({"post", "put", "patch", "delete"})
 BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge"}
 
 
@@ -148,7 +150,7 @@ def build(skeleton: dict[str, Any]) -> dict[str, Any]:
     for item in doc["paths"].values():
         for method, operation in item.items():
             if method in HTTP_METHODS:
-                _add_errors(doc, operation)
+                _add_errors(doc, method, operation)
     return doc
 
 
@@ -175,12 +177,13 @@ def _definition_kinds(doc: dict[str, Any]) -> None:
     }
 
 
-def _add_errors(doc: dict[str, Any], operation: dict[str, Any]) -> None:
+def _add_errors(doc: dict[str, Any], method: str, operation: dict[str, Any]) -> None:
     """Document the errors any keyed operation can answer, unless the skeleton has its own.
 
-    401 (no or unknown key), 422 (path, query or header validation), 503 (a store that cannot
-    be used, or a write that may be on the log: Retry-After); 403 with the admin scope; 400 (not
-    a JSON object) and 413 (over GAMIFY_MAX_BODY_BYTES) with a body.
+    401 (no or unknown key), 422 (path, query or header validation; on a write also an
+    Idempotency-Key reused with another body), 503 (a store that cannot be used, or a write that
+    may be on the log: Retry-After); 403 with the admin scope; 400 (not a JSON object) and 413
+    (over GAMIFY_MAX_BODY_BYTES) with a body.
     """
     security = operation.get("security", doc["security"])
     if security == []:
@@ -188,6 +191,8 @@ def _add_errors(doc: dict[str, Any], operation: dict[str, Any]) -> None:
     errors = dict(KEYED_ERRORS)
     if any(scopes for requirement in security for scopes in requirement.values()):
         errors |= ADMIN_ERRORS
+    if method in WRITES:
+        errors |= WRITE_ERRORS
     if "requestBody" in operation:
         errors |= BODY_ERRORS
     responses = operation["responses"]

@@ -579,6 +579,11 @@ def test_every_keyed_operation_documents_the_errors_it_can_answer() -> None:
         if "{" in path:
             expected.add("404")  # a path naming something that does not exist
         assert expected <= statuses, f"{method.upper()} {path}: {sorted(expected - statuses)}"
+        if method != "get":
+            shape = resolved(operation["responses"]["422"])["content"]["application/json"]
+            assert {"$ref": "#/components/schemas/Error"} in shape["schema"].get("oneOf", []), (
+                f"{method.upper()} {path}: a reused Idempotency-Key's 422 is a message"
+            )
 
 
 @given(st.lists(st.sampled_from([*STATE_SECTIONS, ",", " ", "\t", "x", "tiers"])).map("".join))
