@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test unit integration e2e lint bench openapi compose-up compose-down clean
+.PHONY: install run test unit integration e2e lint bench compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,7 @@ e2e: install
 lint: install
 	$(BIN)/ruff check services projections schemas tests
 
+.PHONY: openapi
 openapi: install
 	mkdir -p build
 	$(BIN)/python -m services.api.openapi build/openapi.json
