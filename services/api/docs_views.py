@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from aiohttp import web
 
 from services.api.openapi import document_bytes
@@ -10,14 +12,19 @@ BASE = "/api/v1/gamify"
 OPENAPI_PATH = f"{BASE}/openapi.json"
 
 
+@cache
+def openapi_document() -> bytes:
+    """The document built from services/api/openapi.skeleton.json and schemas/json, once."""
+    return document_bytes()
+
+
 async def openapi(request: web.Request) -> web.Response:
-    """The document built from services/api/openapi.skeleton.json and schemas/json (cached)."""
-    return web.Response(body=document_bytes(), content_type="application/json")
+    return web.Response(body=openapi_document(), content_type="application/json")
 
 
 async def build_document(app: web.Application) -> None:
     """Build the document at start-up, so a skeleton naming an unknown schema stops the app."""
-    document_bytes()
+    openapi_document()
 
 
 ROUTES: list[web.RouteDef] = [
