@@ -27,6 +27,7 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.api import docs_views
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
@@ -95,6 +96,7 @@ def create_app(
         app.cleanup_ctx.append(projector_ctx)
     if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
         app.cleanup_ctx.append(inbound_ctx)
+    app.on_startup.append(docs_views.build_document)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
         app.add_routes(ROUTES)
