@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from projections.db import is_unavailable
 from services.api.keys import settings_key
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import (
@@ -17,9 +18,13 @@ from services.participants.domain import (
     UnknownDefinition,
 )
 from services.participants.handlers import (
+    RETRY_WITH_KEY,
+    CommitUncertain,
     ConcurrencyConflict,
     IdempotencyKeyReused,
-    NotYetProjected,
+    WriteScope,
+    WriteTimedOut,
+    write_scope,
 )
 from services.validation import ValidationFailed
 
@@ -54,12 +59,28 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (Refused, 409),
     (ConcurrencyConflict, 409),
     (IdempotencyKeyReused, 409),
-    (NotYetProjected, 503),
+    (CommitUncertain, 503),
+    (WriteTimedOut, 503),
 ]
+
+RETRY_AFTER = {"Retry-After": "1"}
+UNAVAILABLE = "The service is temporarily unavailable and nothing was recorded; retry."
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    with write_scope() as scope:
+        return await _answer(request, handler, scope)
+
+
+async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> web.StreamResponse:
+    """The handler's response, or the error body its exception maps to.
+
+    The 503 rule: once a request attempted an append (``scope.appended``), any failure is a
+    503 with ``Retry-After`` saying to retry with the same Idempotency-Key, because a commit
+    may be on the log; before that, a store that cannot be used is a 503 too (nothing was
+    recorded). Only a programming error before any append is a 500.
+    """
     try:
         return await handler(request)
     except ValidationFailed as exc:
@@ -77,7 +98,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):
-                headers = {"Retry-After": "1"} if status == 503 else None
-                return error(status, str(exc), headers)
+                if isinstance(exc, CommitUncertain):
+                    logger.warning(
+                        "%s %s: commit %s uncertain: %s",
+                        request.method,
+                        request.path,
+                        exc.commit_id,
+                        exc.reason,
+                    )
+                return error(status, str(exc), RETRY_AFTER if status == 503 else None)
+        if scope.appended:
+            logger.exception("error after an append on %s %s", request.method, request.path)
+            return error(503, RETRY_WITH_KEY, RETRY_AFTER)
+        if is_unavailable(exc):
+            logger.warning(
+                "%s %s: store unavailable: %s: %s",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                exc,
+            )
+            return error(503, UNAVAILABLE, RETRY_AFTER)
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "Internal server error")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,15 +41,99 @@ class ConcurrencyConflict(Exception):
         )
 
 
-class NotYetProjected(Exception):
+RETRY_WITH_KEY = (
+    "The write may have been recorded but its result is not known yet; "
+    "retry with the same Idempotency-Key to get its result."
+)
+
+
+class CommitUncertain(Exception):
+    """A failure after a commit may have reached the log: its outcome is unknown here.
+
+    The API answers 503 with ``Retry-After`` (never 500): a retry with the same
+    Idempotency-Key returns the original result if the commit landed, or decides afresh if
+    it did not. ``reason`` (for logs only) says what failed.
+    """
+
+    def __init__(self, commit_id: str | None, reason: str = "") -> None:
+        self.commit_id = commit_id
+        self.reason = reason
+        super().__init__(RETRY_WITH_KEY)
+
+
+class NotYetProjected(CommitUncertain):
     """The commit is on the log but its projection did not finish in time."""
 
     def __init__(self, commit_id: str) -> None:
-        self.commit_id = commit_id
-        super().__init__(
-            "The write was accepted but is not visible yet; "
-            "retry with the same Idempotency-Key to get its result."
-        )
+        super().__init__(commit_id, "not projected within the write timeout")
+
+
+class WriteTimedOut(Exception):
+    """The write timeout passed before anything was appended: nothing was recorded (503)."""
+
+    def __init__(self) -> None:
+        super().__init__("The write did not finish in time and nothing was recorded; retry.")
+
+
+@dataclass(slots=True)
+class WriteScope:
+    """One request's writes: the deadline they share and whether any append was attempted.
+
+    ``deadline`` is event-loop time, set by the first write step of the scope; ``appended``
+    turns true just before the first append, from when on a failure may leave a commit behind.
+    """
+
+    deadline: float | None = None
+    appended: bool = False
+
+
+_scope: ContextVar[WriteScope | None] = ContextVar("gamify_write_scope", default=None)
+
+
+@contextmanager
+def write_scope() -> Iterator[WriteScope]:
+    """Track the writes of one request (the API's error middleware opens one per request)."""
+    scope = WriteScope()
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+@asynccontextmanager
+async def write_budget(timeout: float) -> AsyncIterator[WriteScope]:
+    """Bound a write, end to end, by ``timeout`` seconds from its first step.
+
+    Nested budgets (a saga's steps, ``execute`` inside a handler) share the outermost deadline.
+    When it passes, the work is cancelled and :class:`CommitUncertain` is raised if an append
+    was attempted (the record may still land), else :class:`WriteTimedOut`.
+    """
+    scope = _scope.get()
+    token = None
+    if scope is None:
+        scope = WriteScope()
+        token = _scope.set(scope)
+    try:
+        if scope.deadline is not None:  # an outer step of this request owns the clock
+            yield scope
+            return
+        scope.deadline = asyncio.get_running_loop().time() + timeout
+        bound = asyncio.timeout_at(scope.deadline)
+        try:
+            async with bound:
+                yield scope
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            if scope.appended:
+                raise CommitUncertain(None, f"write timeout ({timeout:g}s) passed") from None
+            raise WriteTimedOut() from None
+        finally:
+            scope.deadline = None
+    finally:
+        if token is not None:
+            _scope.reset(token)
 
 
 class IdempotencyKeyReused(Exception):
@@ -89,7 +176,7 @@ class Deps:
     new_id: Callable[[], str]
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     max_attempts: int = 5
-    projection_timeout: float = 10.0
+    projection_timeout: float = 10.0  # the write timeout: a write's whole budget, in seconds
 
 
 async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
@@ -100,13 +187,15 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
         state = await deps.reader.get_state(ctx.tenant, pid)
         return state, state.version if state else 0
 
-    profile_only = isinstance(command, RegisterParticipant | UpdateParticipant)
-    catalog = Catalog() if profile_only else await deps.reader.get_catalog(ctx.tenant)
+    async with write_budget(deps.projection_timeout):
+        profile_only = isinstance(command, RegisterParticipant | UpdateParticipant)
+        catalog = Catalog() if profile_only else await deps.reader.get_catalog(ctx.tenant)
 
-    def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
-        return decide(state, command, Env(deps.new_id, now, catalog))
+        def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
+            return decide(state, command, Env(deps.new_id, now, catalog))
 
-    return await run(deps, ctx, PARTICIPANT, pid, COMMAND_NAMES[type(command)], load, decide_on)
+        name = COMMAND_NAMES[type(command)]
+        return await run(deps, ctx, PARTICIPANT, pid, name, load, decide_on)
 
 
 async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
@@ -146,7 +235,23 @@ async def run(
 
     ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision.
     Commands on one stream are serialized in this process, so conflicts only come from others.
+    The whole call, lock wait and retries included, is bounded by the write timeout
+    (:func:`write_budget`).
     """
+    async with write_budget(deps.projection_timeout) as scope:
+        return await _run(deps, ctx, stream, stream_id, name, load, decide_on, scope)
+
+
+async def _run(
+    deps: Deps,
+    ctx: Context,
+    stream: str,
+    stream_id: str,
+    name: str,
+    load: Callable[[], Awaitable[tuple[Any, int]]],
+    decide_on: Callable[[Any, datetime], list[Event]],
+    scope: WriteScope,
+) -> Result:
     async with deps.locks.hold((ctx.tenant, stream, stream_id)):
         for _ in range(deps.max_attempts):
             if ctx.idempotency_key is not None:
@@ -173,7 +278,7 @@ async def run(
                 events=tuple(events),
                 stream=stream,
             )
-            outcome = await _append_and_wait(deps, commit)
+            outcome = await _append_and_wait(deps, commit, scope)
             if outcome.status == "applied":
                 return Result(events=outcome.events, commit_id=commit.commit_id)
             if outcome.status == "duplicate" and ctx.idempotency_key is not None:
@@ -193,13 +298,22 @@ async def run(
         raise ConcurrencyConflict(deps.max_attempts)
 
 
-async def _append_and_wait(deps: Deps, commit: Commit) -> CommitOutcome:
-    position = await deps.log.append(commit)
-    if not await deps.progress.wait_for(position, deps.projection_timeout):
-        raise NotYetProjected(commit.commit_id)
-    outcome = await deps.reader.get_outcome(commit.commit_id)
+async def _append_and_wait(deps: Deps, commit: Commit, scope: WriteScope) -> CommitOutcome:
+    """Append, wait for the verdict; from the append on, every failure is CommitUncertain."""
+    scope.appended = True
+    try:
+        position = await deps.log.append(commit)
+        assert scope.deadline is not None
+        remaining = scope.deadline - asyncio.get_running_loop().time()
+        if not await deps.progress.wait_for(position, max(0.0, remaining)):
+            raise NotYetProjected(commit.commit_id)
+        outcome = await deps.reader.get_outcome(commit.commit_id)
+    except CommitUncertain:
+        raise
+    except Exception as exc:
+        raise CommitUncertain(commit.commit_id, f"{type(exc).__name__}: {exc}") from exc
     if outcome is None:  # projected position passed but no verdict: a bug, never silence it
-        raise RuntimeError(f"commit {commit.commit_id} passed the projector without an outcome")
+        raise CommitUncertain(commit.commit_id, "projected without an outcome")
     return outcome
 
 
