@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from services.api.app import create_app
 from services.api.auth import KeyRing, development_keys
+from services.api.serving import run_server
 from services.config import ConfigError, Settings
 
 
@@ -76,14 +75,14 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         flush=True,
     )
     app = create_app(settings, key_ring=key_ring, roles=roles)
-    web.run_app(
+    return run_server(
         app,
         host=host or settings.http_host,
         port=settings.http_port if port is None else port,
+        shutdown_timeout=settings.shutdown_timeout,
         print=lambda line: print(line, flush=True),
         access_log=None,
     )
-    return 0
 
 
 def _key_ring(settings: Settings) -> KeyRing:

@@ -39,6 +39,8 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     log_level: str = "INFO"
     ready_max_lag: int = 1000
+    ready_stall: float = 2.0
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -60,6 +62,8 @@ class Settings:
             max_body_bytes=_int(env, "GAMIFY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
             ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
+            ready_stall=_int(env, "GAMIFY_READY_STALL_MS", 2000, minimum=100) / 1000,
+            shutdown_timeout=_int(env, "GAMIFY_SHUTDOWN_TIMEOUT_MS", 10_000, minimum=0) / 1000,
         )
 
     @property

@@ -75,6 +75,7 @@ class KafkaLogSource:
         self._start_positions: StartPositions | None = None
         self._partitions: list[int] = []
         self._failure: BaseException | None = None
+        self._joined = False
 
     async def start(self, start_positions: StartPositions) -> None:
         """Wait for the topic, then subscribe (group) or assign every partition (replay)."""
@@ -82,6 +83,7 @@ class KafkaLogSource:
             raise RuntimeError("KafkaLogSource is already started")
         self._start_positions = start_positions
         self._failure = None
+        self._joined = False
         self._partitions = await self._wait_for_topic()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
@@ -104,6 +106,7 @@ class KafkaLogSource:
                 tps = [TopicPartition(self.topic, p) for p in self._partitions]
                 consumer.assign(tps)
                 await self._seek(consumer, tps)
+                self._joined = True
         except BaseException:
             await self.stop()
             raise
@@ -155,8 +158,14 @@ class KafkaLogSource:
     async def stop(self) -> None:
         """Leave the group and close connections."""
         consumer, self._consumer = self._consumer, None
+        self._joined = False
         if consumer is not None:
             await consumer.stop()
+
+    @property
+    def joined(self) -> bool:
+        """True once the group gave this source its partitions (maybe none) and it sought them."""
+        return self._joined
 
     def partitions(self) -> Sequence[int]:
         """Partitions of the topic as seen when the source started."""
@@ -165,10 +174,12 @@ class KafkaLogSource:
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         tps = sorted((tp for tp in assigned if tp.topic == self.topic), key=lambda t: t.partition)
-        if consumer is None or not tps:
+        if consumer is None:
             return
         try:
-            await self._seek(consumer, tps)
+            if tps:
+                await self._seek(consumer, tps)
+            self._joined = True
         except Exception as exc:
             # aiokafka only logs listener errors; stop these partitions and fail the next read.
             logger.exception("positioning %s partitions %s failed", self.topic, tps)

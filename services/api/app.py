@@ -41,9 +41,11 @@ from services.api.keys import (
     reward_queries_key,
     reward_stock_key,
     settings_key,
+    workers_key,
 )
 from services.api.middlewares import auth_middleware
 from services.api.ops_views import metrics_middleware
+from services.api.readiness import WorkerStatus
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -58,6 +60,7 @@ source_key = web.AppKey("source_key", object)
 end_offsets_key = web.AppKey("end_offsets_key", object)
 
 RESTART_DELAY = 1.0
+WORKER_STOP_TIMEOUT = 5.0  # seconds a worker gets to finish its batch when the process stops
 
 
 def create_app(
@@ -74,6 +77,7 @@ def create_app(
     )
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
+    app[workers_key] = {}
     app.cleanup_ctx.append(read_model_ctx)
     if event_log is not None:
         app[log_key] = app[source_key] = event_log
@@ -185,11 +189,13 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
     source: LogSource = app[source_key]  # type: ignore[assignment]
+    status = WorkerStatus("projector", joined=lambda: getattr(source, "joined", True))
+    app[workers_key]["projector"] = status
 
     async def project(stop: asyncio.Event) -> None:
         await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
 
-    async with _background(project, "gamify-projector", restart=True):
+    async with _background(project, "gamify-projector", restart=True, status=status):
         yield
 
 
@@ -215,7 +221,8 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
     )
-    async with _background(processor.run, "gamify-inbound", restart=True):
+    status = app[workers_key]["inbound"] = WorkerStatus("inbound")
+    async with _background(processor.run, "gamify-inbound", restart=True, status=status):
         yield
 
 
@@ -224,10 +231,15 @@ class _background:
 
     With ``restart`` an error is logged and the work starts again after a delay: a projector or
     an inbound processor resumes from its stored positions, so a restart loses nothing.
+    ``status`` (read by /readyz) follows whether the work runs and its last failure. On exit
+    the work gets WORKER_STOP_TIMEOUT seconds to finish its batch, then it is cancelled.
     """
 
-    def __init__(self, work: Any, name: str, *, restart: bool = False) -> None:
+    def __init__(
+        self, work: Any, name: str, *, restart: bool = False, status: WorkerStatus | None = None
+    ) -> None:
         self.work, self.name, self.restart = work, name, restart
+        self.status = status or WorkerStatus(name)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -238,7 +250,7 @@ class _background:
         self.stop.set()
         assert self.task is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), 10)
+            await asyncio.wait_for(asyncio.shield(self.task), WORKER_STOP_TIMEOUT)
         except (TimeoutError, Exception):
             self.task.cancel()
             with suppress(asyncio.CancelledError, Exception):
@@ -247,13 +259,17 @@ class _background:
     async def _loop(self) -> None:
         while not self.stop.is_set():
             try:
+                self.status.running = True
                 await self.work(self.stop)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.status.failed(exc)
                 if not self.restart:
                     raise
                 logger.exception("%s failed; restarting in %.1fs", self.name, RESTART_DELAY)
+            finally:
+                self.status.running = False
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), RESTART_DELAY)

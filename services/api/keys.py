@@ -27,3 +27,4 @@ definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReade
 reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
+workers_key = web.AppKey("workers_key", dict)  # name -> readiness.WorkerStatus

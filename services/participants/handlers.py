@@ -79,12 +79,14 @@ class WriteTimedOut(Exception):
 class WriteScope:
     """One request's writes: the deadline they share and whether any append was attempted.
 
-    ``deadline`` is event-loop time, set by the first write step of the scope; ``appended``
-    turns true just before the first append, from when on a failure may leave a commit behind.
+    ``deadline`` is event-loop time, set by the first write step of the scope and kept for the
+    rest of it; ``appended`` turns true just before the first append, from when on a failure
+    may leave a commit behind. ``bounded`` holds the tasks already under the deadline.
     """
 
     deadline: float | None = None
     appended: bool = False
+    bounded: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 _scope: ContextVar[WriteScope | None] = ContextVar("gamify_write_scope", default=None)
@@ -103,23 +105,27 @@ def write_scope() -> Iterator[WriteScope]:
 
 @asynccontextmanager
 async def write_budget(timeout: float) -> AsyncIterator[WriteScope]:
-    """Bound a write, end to end, by ``timeout`` seconds from its first step.
+    """Bound a write, end to end, by ``timeout`` seconds from the scope's first write step.
 
-    Nested budgets (a saga's steps, ``execute`` inside a handler) share the outermost deadline.
-    When it passes, the work is cancelled and :class:`CommitUncertain` is raised if an append
-    was attempted (the record may still land), else :class:`WriteTimedOut`.
+    Every step of one scope (a saga's steps, ``execute`` inside a handler, a batch's items in
+    their own tasks) shares the first step's deadline. When it passes, the work is cancelled
+    and :class:`CommitUncertain` is raised if an append was attempted (the record may still
+    land), else :class:`WriteTimedOut`.
     """
     scope = _scope.get()
     token = None
     if scope is None:
         scope = WriteScope()
         token = _scope.set(scope)
+    task = asyncio.current_task()
     try:
-        if scope.deadline is not None:  # an outer step of this request owns the clock
+        if task is None or task in scope.bounded:  # an outer step of this task owns the clock
             yield scope
             return
-        scope.deadline = asyncio.get_running_loop().time() + timeout
+        if scope.deadline is None:
+            scope.deadline = asyncio.get_running_loop().time() + timeout
         bound = asyncio.timeout_at(scope.deadline)
+        scope.bounded.add(task)
         try:
             async with bound:
                 yield scope
@@ -130,7 +136,7 @@ async def write_budget(timeout: float) -> AsyncIterator[WriteScope]:
                 raise CommitUncertain(None, f"write timeout ({timeout:g}s) passed") from None
             raise WriteTimedOut() from None
         finally:
-            scope.deadline = None
+            scope.bounded.discard(task)
     finally:
         if token is not None:
             _scope.reset(token)

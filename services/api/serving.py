@@ -1,0 +1,101 @@
+"""Serve an app until SIGTERM/SIGINT, then shut down gracefully within a bounded time.
+
+On the signal: stop listening; idle keep-alive connections are closed (FIN, never a reset);
+responses still being produced carry ``Connection: close``; in-flight requests get up to
+``shutdown_timeout`` seconds to finish; then the cleanup contexts stop the workers (the
+projector commits its batch). Whatever still hangs ``WORKER_GRACE`` seconds after that, the
+process exits: a shutdown never takes longer than ``shutdown_timeout + WORKER_GRACE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+WORKER_GRACE = 5.0  # seconds for the workers to stop after the last request finished
+
+
+class _Stopping:
+    """Set once the signal arrived; responses prepared from then on close their connection."""
+
+    def __init__(self) -> None:
+        self.now = False
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        if self.now:
+            response.force_close()
+
+
+def run_server(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    print: Callable[[str], None] = print,  # noqa: A002 - the name web.run_app uses
+    **server_kwargs: Any,
+) -> int:
+    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT; return the exit code (0)."""
+    stopping = _Stopping()
+    app.on_response_prepare.append(stopping.on_response_prepare)
+    return asyncio.run(_serve(app, host, port, shutdown_timeout, stopping, print, server_kwargs))
+
+
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    stopping: _Stopping,
+    print: Callable[[str], None],  # noqa: A002
+    server_kwargs: dict[str, Any],
+) -> int:
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled.set)
+    server_kwargs.setdefault("keepalive_timeout", 75.0)  # as web.run_app
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=shutdown_timeout, **server_kwargs
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        print(f"======== Running on http://{host}:{port} ========\n(Press CTRL+C to quit)")
+        await signalled.wait()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    stopping.now = True
+    logger.info("shutting down: in-flight requests get up to %.1fs", shutdown_timeout)
+    _exit_after(shutdown_timeout + WORKER_GRACE)
+    await runner.cleanup()
+    return 0
+
+
+def _exit_after(seconds: float) -> None:
+    """A watchdog thread: if the process is still here after ``seconds``, it exits (code 1).
+
+    A daemon thread, not a task: a store call stuck in a worker thread keeps the interpreter
+    from exiting (it joins its worker threads), whatever the event loop does.
+    """
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            logger.error("shutdown took longer than %.1fs; exiting now", seconds)
+            sys.stderr.flush()
+            os._exit(1)
+
+    done = threading.Event()  # never set: a normal exit simply ends the daemon thread
+    threading.Thread(target=watch, name="gamify-shutdown-watchdog", daemon=True).start()
