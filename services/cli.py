@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -64,6 +65,11 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         print("gamify: the inbound processor needs GAMIFY_KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
     key_ring = _key_ring(settings)
+    settings = dataclasses.replace(
+        settings,
+        http_host=host or settings.http_host,
+        http_port=settings.http_port if port is None else port,
+    )
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
         if settings.kafka_bootstrap_servers
@@ -77,8 +83,8 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     app = create_app(settings, key_ring=key_ring, roles=roles)
     return run_server(
         app,
-        host=host or settings.http_host,
-        port=settings.http_port if port is None else port,
+        host=settings.http_host,
+        port=settings.http_port,
         shutdown_timeout=settings.shutdown_timeout,
         print=lambda line: print(line, flush=True),
         access_log=None,

@@ -32,7 +32,8 @@ class Settings:
     kafka_topic_prefix: str = "gamify."
     kafka_partitions: int = 6
     kafka_idempotence: bool = True
-    kafka_session_timeout_ms: int = 10_000
+    kafka_session_timeout_ms: int = 6_000
+    kafka_group_instance_id: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     write_timeout: float = 10.0
@@ -54,8 +55,9 @@ class Settings:
             kafka_partitions=_int(env, "GAMIFY_KAFKA_PARTITIONS", 6, minimum=1),
             kafka_idempotence=_bool(env, "GAMIFY_KAFKA_IDEMPOTENCE", True),
             kafka_session_timeout_ms=_int(
-                env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000
+                env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 6_000, minimum=1000
             ),
+            kafka_group_instance_id=env.get("GAMIFY_KAFKA_GROUP_INSTANCE_ID"),
             http_host=env.get("GAMIFY_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from projections.sources import StartPositions
+from projections.sources.kafka_group import remove_predecessors
 from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,13 @@ class KafkaLogSource:
         bootstrap_servers: Kafka bootstrap servers, ``host:port[,host:port...]``.
         topic: The participant-events topic.
         group_id: Consumer group of the projection, or None to read every partition alone.
-        client_id: Client id reported to the broker.
+        client_id: Client id reported to the broker. In a group, make it name this process
+            (host and port): a restart removes the crashed member with the same client id
+            (see ``kafka_group``).
         session_timeout_ms: Group session timeout; some brokers hold a new group's first join
             for up to half of it.
+        group_instance_id: Static group membership (KIP-345): a restarted member with the
+            same id takes its partitions back at once instead of after the session timeout.
         topic_wait: Seconds ``start()`` waits for the topic to exist.
     """
 
@@ -61,6 +66,7 @@ class KafkaLogSource:
         group_id: str | None,
         client_id: str = "gamify-projector",
         session_timeout_ms: int = 10_000,
+        group_instance_id: str | None = None,
         topic_wait: float = 30.0,
         fetch_max_wait_ms: int = 20,
     ) -> None:
@@ -69,6 +75,7 @@ class KafkaLogSource:
         self.group_id = group_id
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
+        self.group_instance_id = group_instance_id
         self.topic_wait = topic_wait
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -85,6 +92,8 @@ class KafkaLogSource:
         self._failure = None
         self._joined = False
         self._partitions = await self._wait_for_topic()
+        if self.group_id is not None and self.group_instance_id is None:
+            await remove_predecessors(self.bootstrap_servers, self.group_id, self.client_id)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
@@ -93,6 +102,7 @@ class KafkaLogSource:
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
+            group_instance_id=self.group_instance_id,
             # Read-your-writes waits on this consumer: some brokers (tansu) hold a fetch for the
             # whole max wait even when data arrives, so keep it short (idle cost: ~50 fetches/s).
             fetch_max_wait_ms=self.fetch_max_wait_ms,

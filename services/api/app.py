@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -149,8 +150,11 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
+        # Names this process, so that its restart can remove the member a crash left behind.
+        client_id=f"gamify-projector@{socket.gethostname()}:{settings.http_port}",
         group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        group_instance_id=settings.kafka_group_instance_id,
     )
     yield
     await end_offsets.stop()
