@@ -20,7 +20,7 @@ from aiohttp import web
 from projections import runner
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
@@ -30,6 +30,7 @@ from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
+from services.api.health import WorkerStatus, WriteHealth
 from services.api.keys import (
     definition_queries_key,
     definition_reader_key,
@@ -42,11 +43,12 @@ from services.api.keys import (
     reward_queries_key,
     reward_stock_key,
     settings_key,
+    store_ping_key,
     workers_key,
+    write_health_key,
 )
 from services.api.middlewares import auth_middleware
 from services.api.ops_views import metrics_middleware
-from services.api.readiness import WorkerStatus
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -79,6 +81,8 @@ def create_app(
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
     app[workers_key] = {}
+    app[write_health_key] = WriteHealth()
+    app[store_ping_key] = SingleFlight()
     app.cleanup_ctx.append(read_model_ctx)
     if event_log is not None:
         app[log_key] = app[source_key] = event_log

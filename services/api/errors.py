@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from projections.db import is_unavailable
-from services.api.keys import settings_key
+from services.api.keys import settings_key, write_health_key
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import (
     InsufficientPoints,
@@ -67,10 +67,25 @@ RETRY_AFTER = {"Retry-After": "1"}
 UNAVAILABLE = "The service is temporarily unavailable and nothing was recorded; retry."
 
 
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     with write_scope() as scope:
-        return await _answer(request, handler, scope)
+        response = await _answer(request, handler, scope)
+    if request.method in WRITE_METHODS and response.status < 500:
+        health = request.app.get(write_health_key)
+        if health is not None:
+            health.worked()
+    return response
+
+
+def _note_unusable(request: web.Request, exc: BaseException) -> None:
+    """Tell /readyz that a write failed on a store or log that cannot be used right now."""
+    health = request.app.get(write_health_key)
+    if health is not None and request.method in WRITE_METHODS and is_unavailable(exc):
+        health.failed(exc.__cause__ if isinstance(exc, CommitUncertain) and exc.__cause__ else exc)
 
 
 async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> web.StreamResponse:
@@ -99,6 +114,7 @@ async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> 
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):
                 if isinstance(exc, CommitUncertain):
+                    _note_unusable(request, exc)
                     logger.warning(
                         "%s %s: commit %s uncertain: %s",
                         request.method,
@@ -107,6 +123,7 @@ async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> 
                         exc.reason,
                     )
                 return error(status, str(exc), RETRY_AFTER if status == 503 else None)
+        _note_unusable(request, exc)
         if scope.appended:
             logger.exception("error after an append on %s %s", request.method, request.path)
             return error(503, RETRY_WITH_KEY, RETRY_AFTER)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
+from services.api.health import WorkerStatus, WriteHealth
 from services.config import Settings
 from services.participants.handlers import Deps
 from services.rewards.reader import RewardStockReader
@@ -27,4 +28,6 @@ definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReade
 reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
-workers_key = web.AppKey("workers_key", dict)  # name -> readiness.WorkerStatus
+workers_key = web.AppKey("workers_key", dict[str, WorkerStatus])
+write_health_key = web.AppKey("write_health_key", WriteHealth)
+store_ping_key = web.AppKey("store_ping_key", SingleFlight)  # one /readyz store ping at a time

@@ -12,56 +12,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from projections.lag import SingleFlight
-from services.api.keys import lag_key, queries_key, settings_key, workers_key
+from services.api.keys import (
+    lag_key,
+    queries_key,
+    settings_key,
+    store_ping_key,
+    workers_key,
+    write_health_key,
+)
 
 CHECK_TIMEOUT = 0.5  # seconds a check may take (the store ping)
-FAILURE_WINDOW = 5.0  # seconds a worker's failure keeps the process not ready
 STALE_REPORT = 5.0  # seconds after which the lag measurement is considered missing
 
 Check = Callable[[web.Application], Awaitable[dict[str, object]]]
 
 
-@dataclass(slots=True)
-class WorkerStatus:
-    """A background worker's health as /readyz sees it (kept by the worker's runner).
-
-    ``joined`` tells whether the worker holds its share of the log (a consumer group gave it
-    its partitions); ``failed_at``/``last_error`` the last failure (the worker restarts).
-    """
-
-    name: str
-    joined: Callable[[], bool] = lambda: True
-    running: bool = False
-    last_error: str | None = None
-    failed_at: float = 0.0
-
-    def failed(self, error: BaseException) -> None:
-        self.last_error = f"{type(error).__name__}: {error}"[:300]
-        self.failed_at = time.monotonic()
-
-    def problem(self) -> str | None:
-        """Why this worker stops writes right now, or None."""
-        if self.last_error and time.monotonic() - self.failed_at < FAILURE_WINDOW:
-            return f"failing: {self.last_error}"
-        if not self.running:
-            return "not running"
-        if not self.joined():
-            return "waiting for its partitions (joining the consumer group)"
-        return None
-
-
-_store_ping = SingleFlight[None]()
-
-
 async def store_check(app: web.Application) -> dict[str, object]:
     """The read-model store answers a trivial query within CHECK_TIMEOUT."""
     try:
-        await _store_ping(app[queries_key].ping, CHECK_TIMEOUT)
+        await app[store_ping_key](app[queries_key].ping, CHECK_TIMEOUT)
     except TimeoutError:
         return {"store": f"unreachable: no answer within {CHECK_TIMEOUT:g}s"}
     except Exception as exc:
@@ -96,6 +68,11 @@ async def projector_check(app: web.Application) -> dict[str, object]:
     return found
 
 
+async def writes_check(app: web.Application) -> dict[str, object]:
+    """The last write did not fail on an unusable store or log (e.g. a full disk)."""
+    return {"writes": app[write_health_key].problem() or "ok"}
+
+
 async def inbound_check(app: web.Application) -> dict[str, object]:
     worker = app[workers_key].get("inbound")
     if worker is None:
@@ -103,7 +80,7 @@ async def inbound_check(app: web.Application) -> dict[str, object]:
     return {"inbound": worker.problem() or "ok"}
 
 
-CHECKS: list[Check] = [store_check, log_check, projector_check, inbound_check]
+CHECKS: list[Check] = [store_check, log_check, projector_check, writes_check, inbound_check]
 
 
 async def evaluate(app: web.Application) -> tuple[bool, dict[str, object]]:

@@ -17,7 +17,7 @@ from schemas.events import Commit
 from schemas.log import LogPosition
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.api.app import create_app
-from services.api.keys import deps_key
+from services.api.keys import deps_key, queries_key
 from services.config import Settings, parse_api_keys
 
 BASE = "/api/v1/gamify"
@@ -159,3 +159,32 @@ async def test_a_programming_error_before_any_append_is_still_500(
     resp = await client.post(f"{BASE}/points/award", headers=ACME, json=AWARD)
     assert resp.status == 500
     assert log.values == []
+
+
+async def test_readyz_answers_fast_and_names_a_store_that_hangs(
+    client: TestClient, log: FaultyLog
+) -> None:
+    queries = client.app[queries_key]
+
+    def hang() -> None:
+        time.sleep(3)
+
+    queries.ping = hang  # type: ignore[method-assign]
+    started = time.monotonic()
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert time.monotonic() - started < 1.0
+    assert resp.status == 503 and body["checks"]["store"].startswith("unreachable"), body
+
+
+async def test_readyz_says_not_ready_after_a_write_failed_on_an_unusable_store(
+    client: TestClient, log: FaultyLog
+) -> None:
+    assert (await client.get("/readyz")).status == 200
+    log.fault, log.store_first = _raise(sqlite3.OperationalError("database or disk is full")), False
+    assert (await client.post(f"{BASE}/points/award", headers=ACME, json=AWARD)).status == 503
+    body = await (await client.get("/readyz")).json()
+    assert body["checks"]["writes"] == "failing: OperationalError: database or disk is full"
+    log.fault = None
+    assert (await client.post(f"{BASE}/points/award", headers=ACME, json=AWARD)).status == 200
+    assert (await client.get("/readyz")).status == 200
