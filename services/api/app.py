@@ -228,6 +228,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         group_id=f"{settings.kafka_topic_prefix}inbound",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
+        client_id=f"gamify-inbound@{socket.gethostname()}:{settings.http_port}",
     )
     status = app[workers_key]["inbound"] = WorkerStatus("inbound")
     async with _background(processor.run, "gamify-inbound", restart=True, status=status):

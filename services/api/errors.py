@@ -74,7 +74,7 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     with write_scope() as scope:
         response = await _answer(request, handler, scope)
-    if request.method in WRITE_METHODS and response.status < 500:
+    if request.method in WRITE_METHODS and response.status < 300:
         health = request.app.get(write_health_key)
         if health is not None:
             health.worked()
