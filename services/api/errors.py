@@ -64,7 +64,10 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 ]
 
 RETRY_AFTER = {"Retry-After": "1"}
-UNAVAILABLE = "The service is temporarily unavailable and nothing was recorded; retry."
+UNAVAILABLE = (
+    "The service is temporarily unavailable (its store or log cannot be used right now); "
+    "nothing was recorded. Retry."
+)
 
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
