@@ -17,11 +17,10 @@ from services.participants.domain import (
     Refused,
     UnknownDefinition,
 )
-from services.participants.handlers import (
+from services.participants.handlers import ConcurrencyConflict, IdempotencyKeyReused
+from services.participants.writes import (
     RETRY_WITH_KEY,
     CommitUncertain,
-    ConcurrencyConflict,
-    IdempotencyKeyReused,
     WriteScope,
     WriteTimedOut,
     write_scope,

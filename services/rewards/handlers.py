@@ -33,8 +33,8 @@ from services.participants.handlers import (
     Result,
     execute,
     run,
-    write_budget,
 )
+from services.participants.writes import write_budget
 from services.rewards.domain import Held, StockState, decide_release, decide_reserve
 from services.rewards.ports import StockReader
 
