@@ -1,6 +1,6 @@
 """Serve an app until SIGTERM/SIGINT, then shut down gracefully within a bounded time.
 
-On the signal: stop listening; idle keep-alive connections are closed (FIN, never a reset);
+A signal during start-up stops the start-up. On the signal: stop listening; idle keep-alive connections are closed (FIN, never a reset);
 responses still being produced carry ``Connection: close``; in-flight requests get up to
 ``shutdown_timeout`` seconds to finish; then the cleanup contexts stop the workers (the
 projector commits its batch). Whatever still hangs ``WORKER_GRACE`` seconds after that, the
@@ -10,6 +10,7 @@ process exits: a shutdown never takes longer than ``shutdown_timeout + WORKER_GR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -68,7 +69,10 @@ async def _serve(
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=shutdown_timeout, **server_kwargs
     )
-    await runner.setup()
+    if not await _started(runner, signalled):  # a signal during start-up: stop starting
+        _exit_after(WORKER_GRACE)
+        await runner.cleanup()
+        return 0
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -82,6 +86,22 @@ async def _serve(
     _exit_after(shutdown_timeout + WORKER_GRACE)
     await runner.cleanup()
     return 0
+
+
+async def _started(runner: web.AppRunner, signalled: asyncio.Event) -> bool:
+    """Start the app (its cleanup contexts) unless a signal comes first; errors propagate."""
+    starting = asyncio.ensure_future(runner.setup())
+    waiting = asyncio.ensure_future(signalled.wait())
+    await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    logger.info("stopped during start-up")
+    return False
 
 
 def _exit_after(seconds: float) -> None:
