@@ -190,7 +190,8 @@ def item_error(exc: Exception) -> tuple[int, object]:
         return 422, exc.errors
     for kind, status in STATUS_OF:
         if isinstance(exc, kind):
-            return status, str(exc)
+            # an item is retried by its own idempotency_key, not by the request's header
+            return (status, str(exc)) if status != 503 else (503, ITEM_UNKNOWN_FAILURE)
     return 503, ITEM_UNKNOWN_FAILURE
 
 

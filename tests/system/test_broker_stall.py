@@ -46,7 +46,7 @@ async def test_a_write_answers_503_within_the_write_timeout_while_the_broker_is_
     )
     await log.start()  # creates the topic
     await log.stop()
-    env = kafka_env(tansu.broker, prefix, PARTITIONS)
+    env = kafka_env(tansu, prefix, PARTITIONS)
     env.update(
         {
             "GAMIFY_API_KEYS": "acme:k-acme",
