@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.rate_limit_config import RateLimitConfigError, RateLimitSettings
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value Gamify cannot use."""
@@ -75,6 +77,7 @@ class Settings:
     http_read_timeout: float = 10.0
     log_level: str = "INFO"
     ready_max_lag: int = 1000
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -102,6 +105,7 @@ class Settings:
             http_read_timeout=_int(env, "GAMIFY_HTTP_READ_TIMEOUT_MS", 10_000, minimum=100) / 1000,
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
             ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
+            rate_limits=_rate_limits(env),
         )
 
     @property
@@ -238,6 +242,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimitSettings:
+    try:
+        return RateLimitSettings.from_env(env)
+    except RateLimitConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _database_url(raw: str | None) -> str | None:

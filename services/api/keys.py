@@ -12,6 +12,7 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
+from services.api.rate_limits import RateLimiter
 from services.config import Settings
 from services.participants.handlers import Deps
 from services.rewards.reader import RewardStockReader
@@ -27,3 +28,4 @@ definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReade
 reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
+rate_limiter_key = web.AppKey("rate_limiter_key", RateLimiter)

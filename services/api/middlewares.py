@@ -6,12 +6,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services import metrics
 from services.api.auth import Principal
 from services.api.errors import error
-from services.api.keys import key_ring_key
+from services.api.keys import key_ring_key, rate_limiter_key
+from services.api.rate_limits import Decision
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 principal_key = web.RequestKey("principal_key", Principal)
+rate_decision_key = web.RequestKey("rate_decision_key", Decision)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/gamify/openapi.json"})
 PUBLIC_PREFIX = "/api/v1/gamify/docs"  # the documentation page and its assets
 
@@ -45,3 +48,31 @@ def principal(request: web.Request) -> Principal:
     """The authenticated principal of a request that passed the middleware."""
     found: Principal = request[principal_key]
     return found
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count an authenticated request (after auth_middleware); over a limit, 429 + Retry-After."""
+    who = request.get(principal_key)
+    limiter = request.app.get(rate_limiter_key)
+    if who is None or limiter is None:
+        return await handler(request)
+    decision = await limiter.check(who, request.method, request.path)
+    if decision is None:
+        return await handler(request)
+    request[rate_decision_key] = decision
+    if not decision.allowed:
+        metrics.RATE_LIMITED.labels(decision.name).inc()
+        return error(
+            429,
+            f"Rate limit exceeded ({decision.name}: {decision.limit} requests); "
+            f"retry after {decision.retry_after} s",
+        )
+    return await handler(request)
+
+
+async def stamp_rate_limit(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the X-RateLimit-* headers (and Retry-After) of a counted request."""
+    decision = request.get(rate_decision_key)
+    if decision is not None:
+        response.headers.update(decision.headers())
