@@ -18,6 +18,7 @@ from aiohttp import web
 from limits.aio.storage import RedisStorage
 
 from projections import runner
+from projections.api_keys.queries import ApiKeyQueries
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
@@ -28,14 +29,19 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services import metrics
+from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
+from services.api.issued_keys import IssuedKeys
 from services.api.keys import (
+    api_key_queries_key,
+    api_key_reader_key,
     definition_queries_key,
     definition_reader_key,
     deps_key,
+    issued_keys_key,
     key_ring_key,
     lag_key,
     leaderboard_queries_key,
@@ -106,6 +112,7 @@ def create_app(
         app.cleanup_ctx.append(inbound_ctx)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
+        app.cleanup_ctx.append(issued_keys_ctx)
         app.cleanup_ctx.append(rate_limit_ctx)
         app.add_routes(ROUTES)
     return app
@@ -124,9 +131,17 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[leaderboard_queries_key] = LeaderboardQueries(db)
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
+    app[api_key_queries_key] = ApiKeyQueries(db)
+    app[api_key_reader_key] = ApiKeyStateReader(app[api_key_queries_key])
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
     db.close()
+
+
+async def issued_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    issued = app[issued_keys_key] = IssuedKeys(app[api_key_queries_key])
+    yield
+    await issued.close()
 
 
 async def rate_limit_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
 
 from services.config import ApiKeySpec
+from services.keys.domain import key_digest
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class StoredKey:
 
 
 def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    """SHA-256 of a key (the same digest issued keys are stored under, in hex)."""
+    return bytes.fromhex(key_digest(key))
 
 
 class KeyRing:

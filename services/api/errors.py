@@ -12,6 +12,7 @@ from services.api.access import CLIENT_CLOSED, client_gone
 from services.api.keys import settings_key
 from services.api.server import BodyReadTimeout
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
+from services.keys.domain import ApiKeyExists, ApiKeyNotFound
 from services.participants.domain import (
     AttributesTooLarge,
     InsufficientPoints,
@@ -53,6 +54,8 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (ParticipantNotFound, 404),
     (NotFound, 404),
     (DefinitionNotFound, 404),
+    (ApiKeyNotFound, 404),
+    (ApiKeyExists, 409),
     (Forbidden, 403),
     (DuplicateCode, 409),
     (CodeIsImmutable, 422),

@@ -1,4 +1,8 @@
-"""Authentication: every endpoint but the health checks needs a key; the tenant comes from it."""
+"""Authentication and rate limits: every endpoint but the public ones needs a key; it names the tenant.
+
+A key is looked for among the configured keys (GAMIFY_API_KEYS or the development key) first,
+then among the keys issued through /admin/api-keys (services.api.issued_keys).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from aiohttp import web
 from services import metrics
 from services.api.auth import Principal
 from services.api.errors import error
-from services.api.keys import key_ring_key, rate_limiter_key
+from services.api.keys import issued_keys_key, key_ring_key, rate_limiter_key
 from services.api.rate_limits import Decision
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +42,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             401, "Missing API key: send it in the X-API-Key header", {"WWW-Authenticate": "ApiKey"}
         )
     principal = request.app[key_ring_key].authenticate(presented)
+    issued = request.app.get(issued_keys_key)
+    if principal is None and issued is not None:
+        principal = await issued.authenticate(presented)
     if principal is None:
         return error(401, "Invalid API key", {"WWW-Authenticate": "ApiKey"})
     request[principal_key] = principal

@@ -26,10 +26,13 @@ from referencing.jsonschema import DRAFT202012
 
 from schemas import codec
 from schemas.events import (
+    API_KEY,
     DEFINITION,
     EVENT_CLASSES,
     PARTICIPANT,
     REWARD,
+    ApiKeyIssued,
+    ApiKeyRevoked,
     BadgeEarned,
     Causation,
     ChallengeCompleted,
@@ -51,6 +54,7 @@ from schemas.events import (
     TierChanged,
 )
 from services.adapters.memory_event_log import InMemoryEventLog
+from services.rate_limit_config import Rate, RateLimitSettings
 from services.api.app import create_app
 from services.api.docs_views import DOCS_PATH
 from services.config import Settings, parse_api_keys
@@ -135,7 +139,7 @@ def test_the_commit_schema_lists_every_event_type_and_inlines_its_schema_unchang
     commit = load(SCHEMA_DIR / "participant_commit.v1.json")
     item = commit["properties"]["events"]["items"]
     assert set(item["properties"]["type"]["enum"]) == set(EVENT_CLASSES)
-    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD}
+    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD, API_KEY}
     on_streams = [
         r["then"]["properties"]["events"]["items"]["properties"]["type"]["enum"]
         for r in commit["allOf"]
@@ -209,6 +213,13 @@ def realistic_commits() -> list[Commit]:
             "rewards.reserve",
             RewardCodeReserved("claim-1", "user_123", "CAFE-001", "claim-77"),
             RewardCodeReleased("claim-1", "CAFE-001"),
+        ),
+        commit(
+            API_KEY,
+            "key-1",
+            "api_key.issue",
+            ApiKeyIssued("key-1", "ab" * 32, "gmf_live_ab12", "Backend", "admin", 500),
+            ApiKeyRevoked(),
         ),
     ]
 
@@ -727,6 +738,29 @@ async def define(call: Contract) -> str:
     return str(ids["rewards"])
 
 
+async def api_keys(call: Contract) -> None:
+    """The API-key admin endpoints: issue, use, list, revoke."""
+    keys, one = f"{BASE}/admin/api-keys", f"{BASE}/admin/api-keys/{{id}}"
+    issued = await call("POST", keys, 201, headers=ADMIN, json={"name": "Backend"})
+    await call(
+        "GET", f"{P}/points", 404, headers={"X-API-Key": issued["key"]}, at={"participant_id": "k"}
+    )
+    await call("POST", keys, 422, headers=ADMIN, json={"name": "x", "scope": "root"})
+    await call("GET", keys, 200, headers=ADMIN)
+    await call("GET", keys, 403)
+    await call("DELETE", one, 200, headers=ADMIN, at={"id": issued["id"]})
+    await call("DELETE", one, 404, headers=ADMIN, at={"id": "nope"})
+
+
+async def test_a_rate_limited_answer_is_documented(tmp_path: Path) -> None:
+    limits = RateLimitSettings(per_key=Rate(1, 60))
+    app = create_app(settings(tmp_path, rate_limits=limits), event_log=InMemoryEventLog())
+    async with TestClient(TestServer(app)) as client:
+        call = Contract(client)
+        await call("GET", P, 404, at={"participant_id": "nobody"})
+        await call("GET", P, 429, at={"participant_id": "nobody"})
+
+
 async def test_every_endpoint_answers_what_the_document_says(
     contract: tuple[Contract, InMemoryEventLog],
 ) -> None:
@@ -774,6 +808,7 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", claim, 404, at={"reward_id": "nope"}, json=user)
     await call("GET", f"{P}/rewards", 200, at=pid)
     await call("GET", f"{BASE}/admin/rewards/{{reward_id}}/stock", 200, headers=ADMIN, at=reward)
+    await api_keys(call)
     board, rank = (
         f"{BASE}/leaderboards/{{code}}",
         f"{BASE}/leaderboards/{{code}}/rank/{{participant_id}}",
