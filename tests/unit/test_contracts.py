@@ -54,13 +54,13 @@ from schemas.events import (
     TierChanged,
 )
 from services.adapters.memory_event_log import InMemoryEventLog
-from services.rate_limit_config import Rate, RateLimitSettings
 from services.api.app import create_app
 from services.api.docs_views import DOCS_PATH
 from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
+from services.rate_limit_config import Rate, RateLimitSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas" / "json"
