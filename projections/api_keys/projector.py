@@ -14,7 +14,8 @@ APPLIED, CONFLICT = "applied", "conflict"
 class ApiKeyRow:
     """One issued key: its digest (hex SHA-256), how it is shown, and whether it is revoked.
 
-    ``last_used_at`` is not from the log: the API sets it, at most once a minute per key.
+    ``last_used_at`` is not from the log: it is read from ``api_key_usage``, which the API
+    writes at most once a minute per key.
     """
 
     tenant: str

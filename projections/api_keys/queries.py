@@ -1,4 +1,9 @@
-"""Read functions over the api_keys read model (synchronous: call from a thread)."""
+"""Read functions over the api_keys read model, and keys' last use (synchronous: call from a thread).
+
+Last use is not on the log (a commit per request would be absurd), so it is kept in its own
+table, ``api_key_usage``, which the API creates and writes: a replay neither rebuilds nor
+compares it, and it survives a replay's swap.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 
 from projections.api_keys.projector import ApiKeyRow
 from projections.api_keys.stream import COLUMNS, api_key_from_db
-from projections.db import row
+from projections.db import row, rows
 from projections.participants.schema import TableSql
 
 __all__ = ["ApiKeyPage", "ApiKeyQueries", "ApiKeyRow"]
@@ -18,34 +23,57 @@ class ApiKeyPage:
     total: int
 
 
+USAGE_TABLE = """CREATE TABLE IF NOT EXISTS api_key_usage (
+    key_hash TEXT NOT NULL,
+    last_used_at TEXT NOT NULL,
+    PRIMARY KEY (key_hash))"""
+_KEY_COLUMNS = ", ".join(f"k.{c.strip()}" for c in COLUMNS.split(","))
+SELECT = (
+    f"SELECT {_KEY_COLUMNS}, u.last_used_at "  # noqa: S608 - fixed column names
+    "FROM {api_keys} k LEFT JOIN api_key_usage u ON u.key_hash = k.key_hash"
+)
+
+
 class ApiKeyQueries(TableSql):
     """Issued keys: by digest (authentication), by id, a tenant's page; ``touch`` for last use."""
 
+    def create_usage_table(self) -> None:
+        with self.db.transaction(commit=True) as c:
+            c.execute(USAGE_TABLE)
+
     def by_hash(self, key_hash: str) -> ApiKeyRow | None:
-        return self._one("key_hash = ?", (key_hash,))
+        return self._one("k.key_hash = ?", (key_hash,))
 
     def by_id(self, tenant: str, id_: str) -> ApiKeyRow | None:
-        return self._one("tenant = ? AND id = ?", (tenant, id_))
+        return self._one("k.tenant = ? AND k.id = ?", (tenant, id_))
 
     def page(self, tenant: str, page: int, page_size: int) -> ApiKeyPage:
-        found, total = self.paged(
-            COLUMNS, "api_keys", "tenant = ?", (tenant,), "created_at, id", page, page_size
-        )
+        with self.db.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT COUNT(*) FROM {api_keys} WHERE tenant = ?"), (tenant,))
+            total = int(row(c)[0])  # type: ignore[index]
+            c.execute(
+                self.sql(
+                    f"{SELECT} WHERE k.tenant = ? ORDER BY k.created_at, k.id LIMIT ? OFFSET ?"
+                ),
+                (tenant, page_size, (page - 1) * page_size),
+            )
+            found = rows(c)
         return ApiKeyPage([api_key_from_db(f) for f in found], total)
 
     def touch(self, key_hash: str, now: str, before: str) -> None:
-        """Set ``last_used_at = now`` unless it is already ``before`` or later (ISO strings)."""
+        """Set the key's last use to ``now`` unless it is already ``before`` or later (ISO)."""
         with self.db.transaction(commit=True) as c:
             c.execute(
-                self.sql(
-                    "UPDATE {api_keys} SET last_used_at = ? "
-                    "WHERE key_hash = ? AND (last_used_at IS NULL OR last_used_at < ?)"
+                self.db.sql(
+                    "INSERT INTO api_key_usage (key_hash, last_used_at) VALUES (?, ?) "
+                    "ON CONFLICT (key_hash) DO UPDATE SET last_used_at = excluded.last_used_at "
+                    "WHERE api_key_usage.last_used_at < ?"
                 ),
-                (now, key_hash, before),
+                (key_hash, now, before),
             )
 
     def _one(self, where: str, params: tuple[object, ...]) -> ApiKeyRow | None:
         with self.db.transaction(commit=False) as c:
-            c.execute(self.sql(f"SELECT {COLUMNS} FROM {{api_keys}} WHERE {where}"), params)  # noqa: S608
+            c.execute(self.sql(f"{SELECT} WHERE {where}"), params)  # noqa: S608
             found = row(c)
         return api_key_from_db(found) if found else None

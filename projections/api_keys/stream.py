@@ -1,8 +1,8 @@
 """The api_keys read model: table, statements and the stream projection that fills it.
 
 The primary key is the key's digest, so authenticating a request is one primary-key lookup.
-``last_used_at`` is written by the API (``queries.ApiKeyQueries.touch``), never by the
-projector: the upsert leaves it alone, and a rebuild (replay) starts it again at null.
+Last use is not here: it is not on the log, so it lives in ``api_key_usage``
+(``queries.ApiKeyQueries``), which a replay neither rebuilds nor compares.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from projections.participants.schema import Table, register_statement, register_
 from projections.streams import SelectIn, register_stream
 from schemas.events import API_KEY, Commit
 
-COLUMNS = (
-    "key_hash, tenant, id, prefix, name, scope, rate_limit, version, created_at, revoked_at, "
-    "last_used_at"
-)
+COLUMNS = "key_hash, tenant, id, prefix, name, scope, rate_limit, version, created_at, revoked_at"
 
 register_table(
     Table(
@@ -34,7 +31,6 @@ register_table(
     version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     revoked_at TEXT,
-    last_used_at TEXT,
     PRIMARY KEY (key_hash))""",
         ("key_hash",),
     )
@@ -52,6 +48,7 @@ UPSERT = register_statement(
 
 
 def api_key_from_db(found: tuple[Any, ...]) -> ApiKeyRow:
+    """A row of COLUMNS, optionally followed by the key's last use."""
     return ApiKeyRow(
         key_hash=found[0],
         tenant=found[1],
@@ -63,7 +60,7 @@ def api_key_from_db(found: tuple[Any, ...]) -> ApiKeyRow:
         version=found[7],
         created_at=found[8],
         revoked_at=found[9],
-        last_used_at=found[10],
+        last_used_at=found[10] if len(found) > len(COLUMNS.split(",")) else None,
     )
 
 

@@ -139,6 +139,7 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def issued_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    await asyncio.to_thread(app[api_key_queries_key].create_usage_table)
     issued = app[issued_keys_key] = IssuedKeys(app[api_key_queries_key])
     yield
     await issued.close()

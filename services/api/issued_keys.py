@@ -7,10 +7,10 @@ answers after its commit is projected, and any process's next lookup reads the r
 cache would have to be validated against the store on each request in a process that does not
 project, which is the same one read.)
 
-``last_used_at`` is kept outside the log: after a successful lookup, a best-effort UPDATE in
-the background sets it, at most once per ``TOUCH_EVERY`` seconds per key and process, and the
-UPDATE itself skips rows touched within that interval by any process. A failed UPDATE is logged
-at DEBUG and forgotten; a replay starts every key's ``last_used_at`` again at null.
+``last_used_at`` is kept outside the log (table ``api_key_usage``): after a successful lookup, a
+best-effort upsert in the background sets it, at most once per ``TOUCH_EVERY`` seconds per key
+and process, and skips rows touched within that interval by any process. A failed write is logged
+at DEBUG and forgotten. A replay neither rebuilds nor resets it.
 """
 
 from __future__ import annotations

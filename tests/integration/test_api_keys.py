@@ -166,3 +166,42 @@ async def test_unknown_and_foreign_keys_are_404(apps: tuple[TestClient, TestClie
     assert (await a.delete(f"{KEYS}/nope", headers=ADMIN)).status == 404
     assert (await a.delete(f"{KEYS}/{issued['id']}", headers=GLOBEX_ADMIN)).status == 404
     assert (await a.get(f"{BASE}/participants/x", headers=key_of(issued["key"]))).status == 404
+
+
+async def listed(client: TestClient) -> dict[str, dict[str, Any]]:
+    body = await (await client.get(KEYS, headers=ADMIN)).json()
+    return {k["id"]: k for k in body["api_keys"]}
+
+
+async def test_a_replay_rebuilds_the_keys_and_keeps_their_last_use(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import build_parser, replay_command
+
+    settings = Settings(
+        api_keys=parse_api_keys("acme:k-admin:admin"), data_dir=tmp_path, database_url=database_url
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        kept, gone = await issue(client, name="Kept"), await issue(client, name="Gone")
+        assert (
+            await client.get(f"{BASE}/participants/x", headers=key_of(kept["key"]))
+        ).status == 404
+        assert (await client.delete(f"{KEYS}/{gone['id']}", headers=ADMIN)).status == 200
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (await listed(client))[kept["id"]]["last_used_at"]:
+            assert asyncio.get_running_loop().time() < deadline, "last_used_at never set"
+            await asyncio.sleep(0.05)
+        before = await (await client.get(KEYS, headers=ADMIN)).json()
+
+    for argv in (["replay", "--verify"], ["replay"]):
+        code = await asyncio.to_thread(replay_command, settings, build_parser().parse_args(argv))
+        assert code == 0, capsys.readouterr()
+
+    async with TestClient(TestServer(create_app(settings))) as client:
+        assert await (await client.get(KEYS, headers=ADMIN)).json() == before
+        assert (
+            await client.get(f"{BASE}/participants/x", headers=key_of(kept["key"]))
+        ).status == 404
+        assert (
+            await client.get(f"{BASE}/participants/x", headers=key_of(gone["key"]))
+        ).status == 401
