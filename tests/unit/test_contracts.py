@@ -499,6 +499,7 @@ def test_openapi_embeds_the_json_schemas_unchanged() -> None:
     embedded = openapi()["components"]["schemas"]
     for command in COMMANDS:
         assert embedded[f"{command}.v1"] == load(SCHEMA_DIR / f"{command}.v1.json"), command
+    assert embedded["api_keys.create.v1"] == load(SCHEMA_DIR / "api_keys.create.v1.json")
     for kind in KINDS.values():
         assert embedded[f"definitions.{kind}.v1"] == load(
             SCHEMA_DIR / "definitions" / f"{kind}.v1.json"
