@@ -19,19 +19,8 @@ PURE_MODULES = (
     "services/definitions/domain.py",
     "services/keys/domain.py",
 )
-PURE_BANS = (
-    "asyncio",
-    "aiohttp",
-    "aiokafka",
-    "orjson",
-    "uuid",
-    "random",
-    "time",
-    "projections",
-    "services.adapters",
-    "services.api",
-    "services.inbound",
-)
+PURE_BANS = ("asyncio", "aiohttp", "aiokafka", "orjson", "uuid", "random", "time", "projections",
+             "services.adapters", "services.api", "services.inbound")
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "uuid4", "uuid1"}
 
 
@@ -92,8 +81,7 @@ def test_the_domain_never_reads_the_clock_or_makes_ids() -> None:
         for pattern in PURE_MODULES
         for path in modules(pattern)
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
         and node.func.attr in CLOCK_CALLS
     ]
     assert calls == []
