@@ -248,6 +248,31 @@ class DefinitionDeactivated(Event):
     TYPE: ClassVar[str] = "DefinitionDeactivated"
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyIssued(Event):
+    """API-key stream: a key was issued; the log keeps its SHA-256 digest, never the key.
+
+    ``key_hash``: hex SHA-256 of the key; ``prefix``: its first characters, shown in listings;
+    ``scope``: ``standard`` or ``admin``; ``rate_limit``: the key's own limit (requests per 60 s)
+    or None for the configured default. The tenant is the commit's.
+    """
+
+    TYPE: ClassVar[str] = "ApiKeyIssued"
+    id: str = ""
+    key_hash: str = ""
+    prefix: str = ""
+    name: str = ""
+    scope: str = "standard"
+    rate_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRevoked(Event):
+    """API-key stream: the key is refused from the request after this commit is projected."""
+
+    TYPE: ClassVar[str] = "ApiKeyRevoked"
+
+
 EVENT_CLASSES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -268,12 +293,15 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         DefinitionCreated,
         DefinitionUpdated,
         DefinitionDeactivated,
+        ApiKeyIssued,
+        ApiKeyRevoked,
     )
 }
 
 # Streams: a participant (the default), an admin definition ("definition", id "<kind>:<code>")
-# or a reward's code stock ("reward", id = the reward id). Each has its own versions.
-PARTICIPANT, DEFINITION, REWARD = "participant", "definition", "reward"
+# a reward's code stock ("reward", id = the reward id) or an issued API key ("api_key", id = the
+# key's id). Each has its own versions.
+PARTICIPANT, DEFINITION, REWARD, API_KEY = "participant", "definition", "reward", "api_key"
 
 
 @dataclass(frozen=True, slots=True)

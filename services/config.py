@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.rate_limit_config import RateLimitConfigError, RateLimitSettings
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value Gamify cannot use."""
@@ -79,6 +81,7 @@ class Settings:
     ready_stall: float = 2.0
     ready_fail_on_quarantine: bool = False
     shutdown_timeout: float = 10.0
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -110,6 +113,7 @@ class Settings:
             ready_stall=_int(env, "GAMIFY_READY_STALL_MS", 2000, minimum=100) / 1000,
             ready_fail_on_quarantine=_bool(env, "GAMIFY_READY_FAIL_ON_QUARANTINE", False),
             shutdown_timeout=_int(env, "GAMIFY_SHUTDOWN_TIMEOUT_MS", 10_000, minimum=0) / 1000,
+            rate_limits=_rate_limits(env),
         )
 
     @property
@@ -246,6 +250,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimitSettings:
+    try:
+        return RateLimitSettings.from_env(env)
+    except RateLimitConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _database_url(raw: str | None) -> str | None:

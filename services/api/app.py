@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from limits.aio.storage import RedisStorage
 
 from projections import runner
+from projections.api_keys.queries import ApiKeyQueries
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor, SingleFlight
@@ -27,21 +29,28 @@ from projections.participants.store import PROJECTION, ParticipantStore, partici
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
+from services import metrics
+from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.api import docs_views
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
 from services.api.health import WorkerStatus, WriteHealth
+from services.api.issued_keys import IssuedKeys
 from services.api.keys import (
+    api_key_queries_key,
+    api_key_reader_key,
     definition_queries_key,
     definition_reader_key,
     deps_key,
+    issued_keys_key,
     key_ring_key,
     lag_key,
     leaderboard_queries_key,
     progress_key,
     queries_key,
+    rate_limiter_key,
     reward_queries_key,
     reward_stock_key,
     settings_key,
@@ -49,9 +58,10 @@ from services.api.keys import (
     workers_key,
     write_health_key,
 )
-from services.api.middlewares import auth_middleware
+from services.api.middlewares import auth_middleware, rate_limit_middleware, stamp_rate_limit
 from services.api.ops_views import metrics_middleware
 from services.api.quarantine_ops import quarantine_ctx
+from services.api.rate_limits import RateLimiter, storage_for
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -78,12 +88,19 @@ def create_app(
 ) -> web.Application:
     """The Gamify app; ``event_log`` (an EventLog that is also a LogSource) replaces the real log."""
     app = web.Application(
-        middlewares=[access_middleware, metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            access_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
         # aiohttp's own access log quotes the query string; services.api.access writes ours.
         handler_args={"access_log": None},
     )
     app.on_response_prepare.append(stamp_response)
+    app.on_response_prepare.append(stamp_rate_limit)
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
     app[workers_key] = {}
@@ -108,6 +125,8 @@ def create_app(
     app.on_startup.append(docs_views.build_document)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
+        app.cleanup_ctx.append(issued_keys_ctx)
+        app.cleanup_ctx.append(rate_limit_ctx)
         app.add_routes(ROUTES)
     return app
 
@@ -125,9 +144,31 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[leaderboard_queries_key] = LeaderboardQueries(db)
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
+    app[api_key_queries_key] = ApiKeyQueries(db)
+    app[api_key_reader_key] = ApiKeyStateReader(app[api_key_queries_key])
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
     db.close()
+
+
+async def issued_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    await asyncio.to_thread(app[api_key_queries_key].create_usage_table)
+    issued = app[issued_keys_key] = IssuedKeys(app[api_key_queries_key])
+    yield
+    await issued.close()
+
+
+async def rate_limit_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key].rate_limits
+    storage = storage_for(settings)
+    app[rate_limiter_key] = RateLimiter(settings, storage, on_error=metrics.RATE_LIMIT_ERRORS.inc)
+    if settings.redis_url is not None and not await storage.check():
+        logger.warning(
+            "Redis at GAMIFY_REDIS_URL does not answer: rate limits are not enforced until it does"
+        )
+    yield
+    if isinstance(storage, RedisStorage):
+        await storage.bridge.storage.aclose()
 
 
 async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:

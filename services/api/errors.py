@@ -18,6 +18,7 @@ from services.definitions.domain import (
     DuplicateCode,
     InvalidDefinition,
 )
+from services.keys.domain import ApiKeyExists, ApiKeyNotFound
 from services.participants.domain import (
     AttributesTooLarge,
     InsufficientPoints,
@@ -66,6 +67,8 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (ParticipantNotFound, 404),
     (NotFound, 404),
     (DefinitionNotFound, 404),
+    (ApiKeyNotFound, 404),
+    (ApiKeyExists, 409),
     (Forbidden, 403),
     (DuplicateCode, 409),
     (CodeIsImmutable, 422),

@@ -30,7 +30,12 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "pa
 
 # The errors an operation may answer whatever it does (components/responses names); 404 and 409
 # depend on the operation and are written in the skeleton where they can happen.
-KEYED_ERRORS = {"401": "Unauthorized", "422": "ValidationFailed", "503": "Unavailable"}
+KEYED_ERRORS = {
+    "401": "Unauthorized",
+    "422": "ValidationFailed",
+    "429": "TooManyRequests",  # services/api/rate_limits.py: every keyed request counts
+    "503": "Unavailable",
+}
 ADMIN_ERRORS = {"403": "Forbidden"}
 WRITE_ERRORS = {"422": "UnprocessableWrite"}  # a validation list, or a key reused with another body
 WRITES = frozenset({"post", "put", "patch", "delete"})
@@ -182,7 +187,7 @@ def _add_errors(doc: dict[str, Any], method: str, operation: dict[str, Any]) -> 
 
     401 (no or unknown key), 422 (path, query or header validation; on a write also an
     Idempotency-Key reused with another body), 503 (a store that cannot be used, or a write that
-    may be on the log: Retry-After); 403 with the admin scope; 400 (not a JSON object) and 413
+    may be on the log: Retry-After), 429 (over a rate limit); 403 with the admin scope; 400 (not a JSON object) and 413
     (over GAMIFY_MAX_BODY_BYTES) with a body.
     """
     security = operation.get("security", doc["security"])

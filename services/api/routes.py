@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api import (
     admin_views,
+    api_key_views,
     challenge_views,
     command_views,
     docs_views,
@@ -45,6 +46,7 @@ ROUTES = [
     web.get(f"{BASE}/participants/{{participant_id}}/badges", engine_views.participant_badges),
     web.post(f"{BASE}/tiers/assign", engine_views.assign_tier),
     web.get(f"{BASE}/participants/{{participant_id}}/tier", engine_views.participant_tier),
+    *api_key_views.ROUTES,  # before /admin/{resource}, which would match api-keys too
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),

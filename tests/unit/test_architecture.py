@@ -17,6 +17,7 @@ PURE_MODULES = (
     "services/participants/engine.py",
     "services/participants/features/*.py",
     "services/definitions/domain.py",
+    "services/keys/domain.py",
 )
 PURE_BANS = (
     "asyncio",

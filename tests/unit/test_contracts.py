@@ -29,10 +29,13 @@ from referencing.jsonschema import DRAFT202012
 
 from schemas import codec
 from schemas.events import (
+    API_KEY,
     DEFINITION,
     EVENT_CLASSES,
     PARTICIPANT,
     REWARD,
+    ApiKeyIssued,
+    ApiKeyRevoked,
     BadgeEarned,
     Causation,
     ChallengeCompleted,
@@ -64,6 +67,7 @@ from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
+from services.rate_limit_config import Rate, RateLimitSettings
 from services.validation import ValidationFailed, validator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +147,7 @@ def test_the_commit_schema_lists_every_event_type_and_inlines_its_schema_unchang
     commit = load(SCHEMA_DIR / "participant_commit.v1.json")
     item = commit["properties"]["events"]["items"]
     assert set(item["properties"]["type"]["enum"]) == set(EVENT_CLASSES)
-    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD}
+    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD, API_KEY}
     on_streams = [
         r["then"]["properties"]["events"]["items"]["properties"]["type"]["enum"]
         for r in commit["allOf"]
@@ -217,6 +221,13 @@ def realistic_commits() -> list[Commit]:
             "rewards.reserve",
             RewardCodeReserved("claim-1", "user_123", "CAFE-001", "claim-77"),
             RewardCodeReleased("claim-1", "CAFE-001"),
+        ),
+        commit(
+            API_KEY,
+            "key-1",
+            "api_key.issue",
+            ApiKeyIssued("key-1", "ab" * 32, "gmf_live_ab12", "Backend", "admin", 500),
+            ApiKeyRevoked(),
         ),
     ]
 
@@ -513,7 +524,7 @@ def test_every_request_body_is_a_schema_from_schemas_json() -> None:
         schema = body["content"]["application/json"]["schema"]
         assert from_schema_files(schema), f"{method.upper()} {path}: no schema from schemas/json"
         bodies += 1
-    assert bodies == 12
+    assert bodies == 13  # 12 commands and definitions, and POST /admin/api-keys
     admin = openapi()["paths"][f"{BASE}/admin/{{resource}}"]["post"]["requestBody"]
     assert from_schema_files(admin) == {f"definitions.{kind}.v1" for kind in KINDS.values()}
     batch = openapi()["components"]["schemas"]["EventBatchRequest"]["properties"]["events"]
@@ -522,7 +533,11 @@ def test_every_request_body_is_a_schema_from_schemas_json() -> None:
 
 def test_openapi_embeds_the_schemas_the_api_validates_with() -> None:
     embedded = openapi()["components"]["schemas"]
-    commands = [*COMMANDS, *(f"definitions/{kind}" for kind in KINDS.values())]
+    commands = [
+        *COMMANDS,
+        "api_keys.create",
+        *(f"definitions/{kind}" for kind in KINDS.values()),
+    ]
     for command in commands:
         for partial, suffix in ((False, ""), (True, openapi_builder.PARTIAL)):
             name = f"{command.replace('/', '.')}.v1{suffix}"
@@ -579,7 +594,7 @@ def test_every_keyed_operation_documents_the_errors_it_can_answer() -> None:
         statuses = set(operation["responses"])
         if operation.get("security") == []:
             continue
-        expected = {"401", "422", "503"}
+        expected = {"401", "422", "429", "503"}
         if path.startswith(f"{BASE}/admin/"):
             expected.add("403")
         if "requestBody" in operation:
@@ -838,6 +853,29 @@ async def define(call: Contract) -> str:
     return str(ids["rewards"])
 
 
+async def api_keys(call: Contract) -> None:
+    """The API-key admin endpoints: issue, use, list, revoke."""
+    keys, one = f"{BASE}/admin/api-keys", f"{BASE}/admin/api-keys/{{id}}"
+    issued = await call("POST", keys, 201, headers=ADMIN, json={"name": "Backend"})
+    await call(
+        "GET", f"{P}/points", 404, headers={"X-API-Key": issued["key"]}, at={"participant_id": "k"}
+    )
+    await call("POST", keys, 422, headers=ADMIN, json={"name": "x", "scope": "root"})
+    await call("GET", keys, 200, headers=ADMIN)
+    await call("GET", keys, 403)
+    await call("DELETE", one, 200, headers=ADMIN, at={"id": issued["id"]})
+    await call("DELETE", one, 404, headers=ADMIN, at={"id": "nope"})
+
+
+async def test_a_rate_limited_answer_is_documented(tmp_path: Path) -> None:
+    limits = RateLimitSettings(per_key=Rate(1, 60))
+    app = create_app(settings(tmp_path, rate_limits=limits), event_log=InMemoryEventLog())
+    async with TestClient(TestServer(app)) as client:
+        call = Contract(client)
+        await call("GET", P, 404, at={"participant_id": "nobody"})
+        await call("GET", P, 429, at={"participant_id": "nobody"})
+
+
 async def test_every_endpoint_answers_what_the_document_says(
     contract: tuple[Contract, InMemoryEventLog],
 ) -> None:
@@ -885,6 +923,7 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", claim, 404, at={"reward_id": "nope"}, json=user)
     await call("GET", f"{P}/rewards", 200, at=pid)
     await call("GET", f"{BASE}/admin/rewards/{{reward_id}}/stock", 200, headers=ADMIN, at=reward)
+    await api_keys(call)
     board, rank = (
         f"{BASE}/leaderboards/{{code}}",
         f"{BASE}/leaderboards/{{code}}/rank/{{participant_id}}",
