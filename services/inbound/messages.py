@@ -28,7 +28,12 @@ COMMANDS = (
     "tiers.assign",
     "streaks.record",
     "rewards.claim",
+    "points.award_batch",
 )
+BATCH_ITEM = {
+    "points.award_batch": ("awards", "points.award")
+}  # batch -> (list field, item command)
+MAX_BATCH = 100
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -53,8 +58,21 @@ class InboundCommand:
     fingerprint: str | None = None  # schemas.codec.fingerprint of the command's fields
 
 
-def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
-    """Validate ``value`` with the same JSON Schemas as the HTTP API; raise Rejected if invalid."""
+@dataclass(frozen=True, slots=True)
+class InboundBatch:
+    """A batch message: each item a command of its own, or the Rejected that item is (by index)."""
+
+    tenant: str
+    name: str
+    items: tuple[InboundCommand | Rejected, ...]
+
+
+def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand | InboundBatch:
+    """Validate ``value`` with the same JSON Schemas as the HTTP API; raise Rejected if invalid.
+
+    A batch command (``points.award_batch``) parses into an InboundBatch whose invalid items are
+    Rejected one by one: the other items still run.
+    """
     try:
         body: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
@@ -71,22 +89,50 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
         raise Rejected("schema", "tenant: a non-empty string is required")
     if tenant not in tenants:
         raise Rejected("unknown_tenant", f"unknown tenant {tenant!r}")
+    if name in BATCH_ITEM:
+        return _batch(body, tenant, name)
+    return _single(body, tenant, name, "message")
+
+
+def _batch(body: dict[str, Any], tenant: str, name: str) -> InboundBatch:
+    field, item_command = BATCH_ITEM[name]
+    items = body.get(field)
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise Rejected("schema", f"{field}: must be a list of 1 to {MAX_BATCH} items")
+    parsed: list[InboundCommand | Rejected] = []
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        if not isinstance(item, dict):
+            parsed.append(Rejected("schema", f"{where}: must be an object"))
+            continue
+        try:
+            parsed.append(_single(item, tenant, item_command, where))
+        except Rejected as rejected:
+            parsed.append(rejected)
+    return InboundBatch(tenant, name, tuple(parsed))
+
+
+def _single(body: dict[str, Any], tenant: str, name: str, where: str) -> InboundCommand:
+    """One command's fields (a message, or one item of a batch ``where``) into its command."""
+    prefix = "" if where == "message" else f"{where}."
     if not isinstance(body.get("participant_id"), str):
-        raise Rejected("schema", "participant_id: a string is required")
+        raise Rejected("schema", f"{prefix}participant_id: a string is required")
     if name == "rewards.claim" and not isinstance(body.get("reward_id"), str):
         raise Rejected("schema", "reward_id: a string is required")
     try:
-        validate(name, body, location="message")
-        body = normalize_timestamp(body, location="message")
+        validate(name, body, location=where)
+        body = normalize_timestamp(body, location=where)
+        body = normalize_timestamp(body, "expires_at", location=where)
     except ValidationFailed as exc:
         raise Rejected("schema", "; ".join(_describe(e) for e in exc.errors)) from None
     key = body.get("idempotency_key")
     if key is not None and not _KEY.match(key):
-        raise Rejected("schema", f"idempotency_key: must match {IDEMPOTENCY_KEY_PATTERN}")
+        raise Rejected("schema", f"{prefix}idempotency_key: must match {IDEMPOTENCY_KEY_PATTERN}")
     fields = {k: v for k, v in body.items() if k not in ("command", "tenant")}
     return InboundCommand(tenant, name, from_body(name, body), key, fingerprint(fields))
 
 
 def _describe(error: dict[str, Any]) -> str:
+    head = "" if error["loc"][0] == "message" else f"{error['loc'][0]}."
     where = ".".join(str(p) for p in error["loc"][1:]) or "message"
-    return f"{where}: {error['msg']}"
+    return f"{head}{where}: {error['msg']}"
