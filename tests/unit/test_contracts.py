@@ -759,6 +759,11 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", f"{BASE}/points/deduct", 200, json={**user, "amount": 20})
     await call("POST", f"{BASE}/points/deduct", 400, json={**user, "amount": 5000})
     await call("POST", f"{BASE}/points/deduct", 409, headers=keyed, json={**user, "amount": 1})
+    awards = [{**user, "amount": 5, "idempotency_key": "batch-1"}, {**user, "amount": 0}, "x"]
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards})
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards[:1]})
+    await call("POST", f"{BASE}/points/award-batch", 422, json={"awards": []})
+    await call("POST", f"{BASE}/points/award-batch", 400, data=b"[]")
     await call("POST", f"{BASE}/events", 200, json={**user, "event_name": "purchase"})
     batch = [
         {**user, "event_name": "lesson"},
@@ -775,6 +780,16 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", f"{P}/badges", 200, at=pid)
     await call("POST", f"{BASE}/tiers/assign", 200, json={**user, "tier_code": "gold"})
     await call("GET", f"{P}/tier", 200, at=pid)
+    evaluate = f"{BASE}/admin/{{resource}}/{{id}}/evaluate"
+    for resource, ref, status in (
+        ("tiers", "silver", 200),
+        ("badges", "first_steps", 200),
+        ("badges", "retired", 409),
+        ("rewards", "coffee", 404),
+    ):
+        at = {"resource": resource, "id": ref}
+        await call("POST", evaluate, status, headers=ADMIN, at=at)
+    await call("POST", evaluate, 403, at={"resource": "tiers", "id": "silver"})
     for day in ("01", "02", "12", "12"):  # the third tick breaks the streak, the last repeats it
         tick = {**user, "streak_code": "daily_login", "timestamp": f"2026-01-{day}T10:00:00Z"}
         await call("POST", f"{BASE}/streaks/record", 200, json=tick)
