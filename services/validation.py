@@ -38,6 +38,9 @@ IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{1,255}$"
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(minutes=5)
 LATEST_SCHEDULE = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Command fields that say when something WILL happen (a credit's expiry), not when it happened:
+# they take the definition window (up to LATEST_SCHEDULE), not now + FUTURE_SKEW.
+SCHEDULE_FIELDS = frozenset({"expires_at"})
 
 MAP_FIELDS = ("attributes", "metadata", "properties")
 
@@ -199,7 +202,8 @@ def _normalise(
     if not isinstance(schema, dict):
         return value
     if schema.get("format") == "date-time" and isinstance(value, str):
-        return _timestamp(value, path, latest, errors)
+        when = LATEST_SCHEDULE if path and path[-1] in SCHEDULE_FIELDS else latest
+        return _timestamp(value, path, when, errors)
     if isinstance(value, dict) and "properties" in schema:
         known = schema["properties"]
         closed = "additionalProperties" not in schema and "patternProperties" not in schema

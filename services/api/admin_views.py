@@ -7,11 +7,20 @@ import asyncio
 from aiohttp import web
 
 from services.api.errors import Forbidden, NotFound
-from services.api.keys import definition_queries_key, definition_reader_key, deps_key
+from services.api.keys import (
+    definition_queries_key,
+    definition_reader_key,
+    deps_key,
+    queries_key,
+)
 from services.api.middlewares import principal
 from services.api.requests import clock, context, dumps, int_query, json_body
 from services.definitions.domain import KINDS, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
+from services.participants.domain import Refused
+from services.participants.evaluate import Candidate, evaluate_definition
+from services.participants.features.evaluation import EVALUATED_KINDS, unevaluable
+from services.participants.features.tiers import min_points
 from services.validation import CONTROL, ValidationFailed, validate
 
 
@@ -22,6 +31,9 @@ def _id(request: web.Request) -> str:
     if CONTROL.search(id_):
         raise NotFound(f"Unknown definition id: {id_!r}")
     return id_
+
+
+SCAN_PAGE = 500  # participants read per page while evaluating
 
 
 def _kind(request: web.Request) -> str:
@@ -117,6 +129,43 @@ async def delete(request: web.Request) -> web.Response:
         request.app[deps_key], request.app[definition_reader_key], context(request), kind, id_, None
     )
     return await _definition_response(request, kind, id_, 200)
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    """POST /admin/{tiers|badges}/{id}/evaluate: give it to every participant who qualifies now.
+
+    Synchronous: answers 200 once every participant was scanned, with what was done
+    (services.participants.evaluate.Summary). Idempotent per definition version; a request cut
+    short can simply be repeated: done participants replay, the rest are evaluated.
+    """
+    kind = _kind(request)
+    if kind not in EVALUATED_KINDS:
+        raise NotFound(f"Only tiers and badges are evaluated, not {request.match_info['resource']}")
+    found = await asyncio.to_thread(
+        request.app[definition_queries_key].by_id,
+        principal(request).tenant,
+        kind,
+        await _resolve(request, kind),
+    )
+    if found is None:
+        raise DefinitionNotFound(kind, request.match_info["id"])
+    definition = {**found.body, "id": found.id, "code": found.code}
+    why = unevaluable(kind, definition, found.is_active)
+    if why is not None:
+        raise Refused(why)
+    ctx = context(request)
+    floor = min_points(definition) if kind == "tier" else 0
+    queries = request.app[queries_key]
+
+    async def pages(after: str | None) -> list[Candidate]:
+        rows = await asyncio.to_thread(queries.scan, ctx.tenant, after, SCAN_PAGE, floor)
+        return [Candidate(r.participant_id, r.total_earned, r.sections) for r in rows]
+
+    summary = await evaluate_definition(
+        request.app[deps_key], ctx, kind, definition, found.version, pages
+    )
+    body = {"kind": kind, "id": found.id, "code": found.code, "version": found.version}
+    return web.json_response({**body, **summary.as_json()}, dumps=dumps)
 
 
 async def _definition_response(

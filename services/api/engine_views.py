@@ -10,13 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from services.api import sections
-from services.api.errors import ITEM_UNKNOWN_FAILURE, item_error
+from services.api.batch import answer_batch
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import clock, context, dumps, int_query, json_body
+from services.api.requests import context, dumps, int_query, json_body
 from services.participants.commands import from_body
-from services.participants.handlers import Result, execute
-from services.validation import ValidationFailed, check_field, validate
+from services.participants.handlers import Context, Result, execute
+from services.validation import check_field
 
 MAX_BATCH = 100
 MAX_ID = 255  # a failed item's participant_id is echoed only if it has an id's length
@@ -68,68 +68,14 @@ def _event_answer(result: Result) -> dict[str, Any]:
 async def track_events(request: web.Request) -> web.Response:
     """Up to 100 events, each its own command: one item's failure is that item's result.
 
-    Answers 200 with ``{"results": [...], "total", "succeeded", "failed"}``, one result per item in
-    request order, whatever the items do; only a request that is not a batch (body not a JSON
-    object, ``events`` not a list of 1 to 100) is refused as a whole (400/422).
+    Answers 200 with ``{"results": [...], "total", "succeeded", "failed"}`` (services.api.batch).
     """
-    body = await json_body(request, None)
-    items = body.get("events")
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["body", "events"],
-                    "type": "value_error.list",
-                    "msg": f"must be a list of 1 to {MAX_BATCH} events",
-                }
-            ]
-        )
-    context(request)  # a malformed Idempotency-Key header is the request's error, not each item's
-    results = await asyncio.gather(*[_one_event(request, i, item) for i, item in enumerate(items)])
-    ok = sum(1 for r in results if r["success"])
-    return web.json_response(
-        {"results": results, "total": len(results), "succeeded": ok, "failed": len(results) - ok},
-        dumps=dumps,
-    )
 
-
-async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, Any]:
-    """Run one batch item; every exception it raises becomes its result (never the batch's)."""
-    try:
-        if not isinstance(item, dict):
-            raise ValidationFailed(
-                [
-                    {
-                        "loc": ["body", "events", index],
-                        "msg": "must be an object",
-                        "type": "value_error",
-                    }
-                ]
-            )
-        body = validate("events.track", item, now=clock(request), location=f"events[{index}]")
-        ctx = context(request, body)
-        ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
+    async def run_item(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
-    except Exception as exc:  # noqa: BLE001 - the item's answer, whatever went wrong
-        return _item_failure(request, index, item, exc)
-    return {
-        "index": index,
-        "success": True,
-        "participant_id": body["participant_id"],
-        **_event_answer(result),
-    }
+        return _event_answer(result)
 
-
-def _item_failure(request: web.Request, index: int, item: Any, exc: Exception) -> dict[str, Any]:
-    """``status_code`` and ``error`` are the status and ``detail`` POST /events would answer."""
-    status, detail = item_error(exc)
-    if detail is ITEM_UNKNOWN_FAILURE:
-        logger.exception("batch item %d failed on %s", index, request.path, exc_info=exc)
-    failure: dict[str, Any] = {"index": index, "success": False}
-    pid = item.get("participant_id") if isinstance(item, dict) else None
-    if isinstance(pid, str) and 1 <= len(pid) <= MAX_ID:
-        failure["participant_id"] = pid
-    return {**failure, "status_code": status, "error": detail}
+    return await answer_batch(request, "events", "events.track", run_item)
 
 
 async def participant_events(request: web.Request) -> web.Response:

@@ -329,6 +329,39 @@ async def test_values_the_boundary_refuses_are_dead_lettered_as_schema_and_later
     assert after["schema"] - before["schema"] == len(bad)
 
 
+async def test_an_award_batch_applies_its_good_items_and_dead_letters_the_rest_once(
+    inbound: Inbound,
+) -> None:
+    gwen, hal, ivy = "gwen", "hal", "ivy"
+    inbound.touched.update({("acme", gwen), ("acme", hal), ("acme", ivy)})  # redelivered below
+    awards = [
+        {"participant_id": gwen, "amount": 10, "idempotency_key": "batch-1"},
+        {"participant_id": hal, "amount": 0},
+        {"participant_id": hal, "amount": 3},  # no key: the record's offset plus ":2"
+        {"participant_id": gwen, "amount": 2},
+    ]
+    sent = await inbound.publish(
+        "acme:batch",
+        msg("points.award_batch", None, awards=awards),
+        msg("points.award_batch", None, awards=awards[:1]),  # a retry of the keyed item
+        msg("points.award", ivy, amount=1),  # same partition, after both batches
+    )
+    await inbound.wait_profile(ivy, lambda p: p["points"]["total_earned"] == 1)
+    assert (await inbound.profile(gwen))["points"]["balance"] == 12
+    assert (await inbound.profile(hal))["points"]["balance"] == 3
+    letters = [
+        h
+        for r in await read_topic(inbound.broker.bootstrap, inbound.dlq)
+        if (h := {k: v.decode() for k, v in r.headers})["gamify-dlq-source-topic"] == inbound.topic
+        and h["gamify-dlq-source-partition"] == str(sent[0].partition)
+        and h["gamify-dlq-source-offset"] in {str(md.offset) for md in sent}
+    ]
+    assert [h["gamify-dlq-source-offset"] for h in letters] == [str(sent[0].offset)]
+    assert letters[0]["gamify-dlq-error-type"] == "schema"
+    reason = letters[0]["gamify-dlq-reason"]
+    assert "1 of 4 items failed (3 applied)" in reason and "awards[1].amount" in reason
+
+
 # --------------------------------------------------------------------------------------------
 # Redelivery: stop the server, rewind the inbound group to offset 0, start it again.
 

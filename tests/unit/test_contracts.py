@@ -196,9 +196,9 @@ def realistic_commits() -> list[Commit]:
             ParticipantProfileUpdated(
                 {"display_name": "Jane Smith"}, False, {"plan": "pro"}, ["trial"]
             ),
-            PointsAwarded("tx-1", 150, 150, "challenge:learner", {"challenge": "learner"}),
-            TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, manual=False),
-            BadgeEarned("first_steps", "First Steps", "common", manual=False),
+            PointsAwarded("tx-1", 150, 150, "order", {"order": "o-1"}, 100, "1.5", at),
+            TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, True, "VIP promotion"),
+            BadgeEarned("first_steps", "First Steps", "common", True, {"campaign": "spring"}),
             EventTracked("ev-1", "lesson_completed", {"course": "py101"}, at),
             ChallengeProgressed("learner", window, {"lessons": 2, "quiz": 1}),
             ChallengeCompleted("learner", window),
@@ -305,6 +305,12 @@ INBOUND_SAMPLES: dict[str, dict[str, Any]] = {
         "participant_id": "user_123",
         "reward_id": "reward-1",
         "points_deduction": True,
+    },
+    "points.award_batch": {
+        "awards": [
+            {"participant_id": "user_123", "amount": 25, "idempotency_key": "order-1"},
+            {"participant_id": "user_456", "amount": 5, "expires_at": "2027-01-01T00:00:00Z"},
+        ]
     },
 }
 
@@ -892,6 +898,11 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", f"{BASE}/points/deduct", 200, json={**user, "amount": 20})
     await call("POST", f"{BASE}/points/deduct", 400, json={**user, "amount": 5000})
     await call("POST", f"{BASE}/points/deduct", 409, headers=keyed, json={**user, "amount": 1})
+    awards = [{**user, "amount": 5, "idempotency_key": "batch-1"}, {**user, "amount": 0}, "x"]
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards})
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards[:1]})
+    await call("POST", f"{BASE}/points/award-batch", 422, json={"awards": []})
+    await call("POST", f"{BASE}/points/award-batch", 400, data=b"[]")
     await call("POST", f"{BASE}/events", 200, json={**user, "event_name": "purchase"})
     batch = [
         {**user, "event_name": "lesson"},
@@ -908,6 +919,16 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", f"{P}/badges", 200, at=pid)
     await call("POST", f"{BASE}/tiers/assign", 200, json={**user, "tier_code": "gold"})
     await call("GET", f"{P}/tier", 200, at=pid)
+    evaluate = f"{BASE}/admin/{{resource}}/{{id}}/evaluate"
+    for resource, ref, status in (
+        ("tiers", "silver", 200),
+        ("badges", "first_steps", 200),
+        ("badges", "retired", 409),
+        ("rewards", "coffee", 404),
+    ):
+        at = {"resource": resource, "id": ref}
+        await call("POST", evaluate, status, headers=ADMIN, at=at)
+    await call("POST", evaluate, 403, at={"resource": "tiers", "id": "silver"})
     for day in ("01", "02", "12", "12"):  # the third tick breaks the streak, the last repeats it
         tick = {**user, "streak_code": "daily_login", "timestamp": f"2026-01-{day}T10:00:00Z"}
         await call("POST", f"{BASE}/streaks/record", 200, json=tick)

@@ -98,5 +98,6 @@ def track(draft: Draft, command: TrackEvent) -> None:
                     amount,
                     f"rule:{rule['code']}",
                     {"event_id": event.event_id, "rule": rule["code"]},
+                    multiplied=True,
                 )
     challenges.progress(draft, event)
