@@ -101,6 +101,8 @@ async def participant_events(request: web.Request) -> web.Response:
 
 
 async def award_badge(request: web.Request) -> web.Response:
+    """The reference's answer: participant_id, badge_code, badge_name, icon, rarity, earned_at,
+    already_earned (plus what the award moved: tier_upgrade, badges_unlocked)."""
     body = await json_body(request, "badges.award")
     ctx = context(request)  # natural key (participant, badge): no Idempotency-Key
     ctx = replace(ctx, idempotency_key=None)
@@ -109,12 +111,16 @@ async def award_badge(request: web.Request) -> web.Response:
         request.app[queries_key].participant, ctx.tenant, body["participant_id"]
     )
     badge = (row.section("badges", {}) if row else {}).get(body["badge_code"], {})
+    definition = next(
+        (b for b in (await catalog(request)).badges if b["code"] == body["badge_code"]), {}
+    )
     earned_now = result.event("BadgeEarned") is not None
     return web.json_response(
         {
             "participant_id": body["participant_id"],
             "badge_code": body["badge_code"],
-            "name": badge.get("name"),
+            "badge_name": badge.get("name"),
+            "icon": definition.get("icon_url"),
             "rarity": badge.get("rarity"),
             "earned_at": badge.get("earned_at"),
             "already_earned": not earned_now,
@@ -125,6 +131,7 @@ async def award_badge(request: web.Request) -> web.Response:
 
 
 async def participant_badges(request: web.Request) -> web.Response:
+    """``{participant_id, badges, total, earned_count}``; the counts are of the filtered list."""
     row = await row_of(request)
     listed = sections.all_badges(row, await catalog(request))
     if request.query.get("earned_only", "false").lower() in ("1", "true", "yes"):
@@ -133,7 +140,15 @@ async def participant_badges(request: web.Request) -> web.Response:
     if codes:
         wanted = {c.strip() for c in codes.split(",") if c.strip()}
         listed = [b for b in listed if b["code"] in wanted]
-    return web.json_response({"participant_id": row.participant_id, "badges": listed}, dumps=dumps)
+    return web.json_response(
+        {
+            "participant_id": row.participant_id,
+            "badges": listed,
+            "total": len(listed),
+            "earned_count": sum(1 for b in listed if b["earned"]),
+        },
+        dumps=dumps,
+    )
 
 
 async def assign_tier(request: web.Request) -> web.Response:
@@ -150,6 +165,7 @@ async def assign_tier(request: web.Request) -> web.Response:
             "tier": sections.tier_brief(row) if row else None,
             "previous_tier": changed["previous_code"] if changed else None,
             "changed": changed is not None,
+            "reason": changed.get("reason") if changed else None,
         },
         dumps=dumps,
     )
@@ -167,7 +183,8 @@ async def participant_tier(request: web.Request) -> web.Response:
             "lifetime_points": row.total_earned,
             "current_tier": sections.tier_current(row),
             "next_tier": sections.next_tier(row, cat),
-            "history": history,
+            "pending_tier": sections.pending_tier(row, cat),
+            "tier_history": history,
         },
         dumps=dumps,
     )

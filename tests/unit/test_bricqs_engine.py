@@ -214,7 +214,7 @@ def test_an_inbound_award_batch_parses_each_item_on_its_own() -> None:
             {"participant_id": "u3", "amount": 1, "idempotency_key": "bad key!"},
         ],
     }
-    batch = parse(orjson.dumps(message), {"acme"})
+    batch = parse(orjson.dumps(message), {"acme"}, now=NOW)
     assert isinstance(batch, InboundBatch) and len(batch.items) == 4
     first = batch.items[0]
     assert isinstance(first, InboundCommand) and first.idempotency_key == "k-1"
@@ -223,7 +223,7 @@ def test_an_inbound_award_batch_parses_each_item_on_its_own() -> None:
     assert "awards[1].amount" in batch.items[1].reason  # type: ignore[union-attr]
     for awards in ([], [{"participant_id": "u1", "amount": 1}] * 101, None):
         with pytest.raises(Rejected):
-            parse(orjson.dumps({**message, "awards": awards}), {"acme"})
+            parse(orjson.dumps({**message, "awards": awards}), {"acme"}, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------
