@@ -11,6 +11,7 @@ from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
+from projections.webhooks.outbox import Outbox
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
 from services.config import Settings
@@ -29,3 +30,4 @@ reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
 quarantine_key = web.AppKey("quarantine_key", QuarantineMonitor)
+webhook_outbox_key = web.AppKey("webhook_outbox_key", Outbox)
