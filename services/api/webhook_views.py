@@ -188,7 +188,7 @@ async def redeliver(request: web.Request) -> web.Response:
 
 
 async def _found(request: web.Request, id_: str | None = None) -> Any:
-    ident = id_ or request.match_info["id"]
+    ident = id_ or request.match_info["webhook_id"]
     found = await asyncio.to_thread(
         request.app[definition_queries_key].by_id, principal(request).tenant, WEBHOOK, ident
     )
@@ -200,9 +200,9 @@ async def _found(request: web.Request, id_: str | None = None) -> Any:
 ROUTES = [
     web.get(BASE, list_webhooks),
     web.post(BASE, create),
-    web.get(f"{BASE}/{{id}}", get_webhook),
-    web.patch(f"{BASE}/{{id}}", update),
-    web.delete(f"{BASE}/{{id}}", delete),
-    web.get(f"{BASE}/{{id}}/deliveries", deliveries),
-    web.post(f"{BASE}/{{id}}/deliveries/{{delivery_id}}/redeliver", redeliver),
+    web.get(f"{BASE}/{{webhook_id}}", get_webhook),
+    web.patch(f"{BASE}/{{webhook_id}}", update),
+    web.delete(f"{BASE}/{{webhook_id}}", delete),
+    web.get(f"{BASE}/{{webhook_id}}/deliveries", deliveries),
+    web.post(f"{BASE}/{{webhook_id}}/deliveries/{{delivery_id}}/redeliver", redeliver),
 ]

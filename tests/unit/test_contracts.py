@@ -727,11 +727,31 @@ async def define(call: Contract) -> str:
     return str(ids["rewards"])
 
 
+async def webhooks(call: Contract) -> None:
+    """The webhook subscription endpoints (no delivery: the in-memory log has no dispatcher)."""
+    hooks, hook = f"{BASE}/admin/webhooks", f"{BASE}/admin/webhooks/{{webhook_id}}"
+    body = {"url": "https://hooks.example.com/gamify", "events": ["*"]}
+    created = await call("POST", hooks, 201, headers=ADMIN, json=body)
+    assert created["secret"].startswith("whsec_")
+    at = {"webhook_id": created["id"]}
+    private = {"url": "http://169.254.169.254/latest", "events": ["*"]}
+    await call("POST", hooks, 422, headers=ADMIN, json=private)
+    await call("GET", hooks, 200, headers=ADMIN)
+    assert "secret" not in await call("GET", hook, 200, headers=ADMIN, at=at)
+    await call("PATCH", hook, 200, headers=ADMIN, at=at, json={"events": ["badge.earned"]})
+    await call("GET", f"{hook}/deliveries", 200, headers=ADMIN, at=at)
+    redeliver = f"{hook}/deliveries/{{delivery_id}}/redeliver"
+    await call("POST", redeliver, 404, headers=ADMIN, at={**at, "delivery_id": "nope"})
+    await call("DELETE", hook, 200, headers=ADMIN, at=at)
+    await call("GET", hook, 404, headers=ADMIN, at={"webhook_id": "nope"})
+
+
 async def test_every_endpoint_answers_what_the_document_says(
     contract: tuple[Contract, InMemoryEventLog],
 ) -> None:
     call, log = contract
     reward = {"reward_id": await define(call)}
+    await webhooks(call)
     pid = {"participant_id": "user_123"}
     user = dict(pid)
     keyed = {**ACME, "Idempotency-Key": "order-42"}
