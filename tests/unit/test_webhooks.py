@@ -203,3 +203,36 @@ async def test_a_name_that_resolves_to_any_private_address_is_refused_at_send_ti
     rebinding = PublicResolver(FixedResolver("93.184.216.34", "127.0.0.1"))  # type: ignore[arg-type]
     with pytest.raises(RefusedAddress, match="127.0.0.1"):
         await rebinding.resolve("hooks.example.com", 443)
+
+
+def test_every_mapped_payload_satisfies_the_published_webhook_schema() -> None:
+    import json
+    from pathlib import Path
+
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "schemas/json/webhook_event.v1.json").read_text())
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    assert schema["properties"]["type"]["enum"] == list(EVENT_TYPES)
+    found = webhook_events(
+        commit(
+            ParticipantRegistered(), PointsAwarded(amount=1), PointsDeducted(amount=1),
+            TierChanged(code="g", name="G", level=1), TierChanged(code="g", name="G", level=2, previous_code="s", previous_level=1),
+            BadgeEarned(code="b", name="B"), StreakExtended(code="s"), StreakBroken(code="s"),
+            ChallengeCompleted(code="c"), RewardClaimed(reward_id="r", code_value="X"),
+        )
+    )
+    for event in found:
+        assert list(validator.iter_errors(event.as_json())) == [], event.type
+    wrong = {**found[1].as_json(), "data": {**found[1].data, "extra": 1}}
+    assert list(validator.iter_errors(wrong))
+    doc = yaml.safe_load((root / "schemas/asyncapi.yaml").read_text())
+    message = doc["components"]["messages"]["webhookEvent"]
+    for example in message["examples"]:
+        assert list(validator.iter_errors(example["payload"])) == []
+    headers = delivery_headers(secret="s" * 16, body=b"{}", timestamp=1, event_type="x", delivery_id="d", tenant="t")
+    documented = message["headers"]
+    assert set(documented["required"]) == set(documented["properties"]) == set(headers) - {"Content-Type", "User-Agent"}
+    assert list(Draft202012Validator(documented).iter_errors(headers)) == []
