@@ -47,9 +47,7 @@ def _points(e: PointsAwarded | PointsDeducted) -> JSON:
 
 def _tier(e: TierChanged) -> JSON:
     previous = (
-        None
-        if e.previous_code is None
-        else {"code": e.previous_code, "level": e.previous_level}
+        None if e.previous_code is None else {"code": e.previous_code, "level": e.previous_level}
     )
     return {
         "tier": {"code": e.code, "name": e.name, "level": e.level, "color": e.color},

@@ -139,7 +139,9 @@ class Outbox:
         """The dispatcher's next offset per partition that has a position."""
         with self.db.transaction(commit=False) as c:
             c.execute(
-                self.sql("SELECT log_partition, next_offset FROM webhook_positions WHERE topic = ?"),
+                self.sql(
+                    "SELECT log_partition, next_offset FROM webhook_positions WHERE topic = ?"
+                ),
                 (topic,),
             )
             found = {int(p): int(n) for p, n in rows(c)}
@@ -208,14 +210,10 @@ class Outbox:
             ),
             (topic, partition),
         )
-        lock = " FOR UPDATE" if self.db.kind == "postgres" else ""
-        c.execute(
-            self.sql(
-                "SELECT next_offset FROM webhook_positions WHERE topic = ? AND log_partition = ?"
-                + lock
-            ),
-            (topic, partition),
-        )
+        select = "SELECT next_offset FROM webhook_positions WHERE topic = ? AND log_partition = ?"
+        if self.db.kind == "postgres":
+            select += " FOR UPDATE"  # SQLite's BEGIN IMMEDIATE already holds the write lock
+        c.execute(self.sql(select), (topic, partition))
         return int(row(c)[0])  # type: ignore[index]
 
     def _applied(

@@ -85,7 +85,13 @@ async def list_webhooks(request: web.Request) -> web.Response:
     raw = request.query.get("is_active")
     if raw not in (None, "true", "false"):
         raise ValidationFailed(
-            [{"loc": ["query", "is_active"], "msg": "must be true or false", "type": "value_error.bool"}]
+            [
+                {
+                    "loc": ["query", "is_active"],
+                    "msg": "must be true or false",
+                    "type": "value_error.bool",
+                }
+            ]
         )
     found = await asyncio.to_thread(
         request.app[definition_queries_key].page,

@@ -112,7 +112,9 @@ class Sender:
             )
             metrics.WEBHOOK_DELIVERIES.labels(status if status != PENDING else "retry").inc()
         except Exception:
-            logger.exception("webhook delivery %s: recording the attempt failed", delivery.delivery_id)
+            logger.exception(
+                "webhook delivery %s: recording the attempt failed", delivery.delivery_id
+            )
         finally:
             self.in_flight[delivery.webhook_id] -= 1
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from projections.db import Database
 from projections.participants.store import ParticipantStore
+from projections.sources import StartPositions
 from projections.webhooks import dispatcher
 from projections.webhooks.outbox import Outbox
-from projections.sources import StartPositions
 from schemas.codec import encode
 from schemas.events import DEFINITION, Causation, Commit, DefinitionCreated, PointsAwarded
 from schemas.log import LogRecord
@@ -19,18 +19,33 @@ TOPIC = "t"
 AT = "2026-02-14T10:00:00Z"
 
 
-def commit(commit_id: str, version: int, *events: object, stream: str = "participant", pid: str = "alice", at: str = AT) -> Commit:
+def commit(
+    commit_id: str,
+    version: int,
+    *events: object,
+    stream: str = "participant",
+    pid: str = "alice",
+    at: str = AT,
+) -> Commit:
     return Commit(commit_id, "acme", pid, version, at, Causation("x"), tuple(events), stream)  # type: ignore[arg-type]
 
 
 def subscription(events: list[str], at: str = "2026-02-14T09:00:00Z") -> Commit:
     body = {"url": "http://127.0.0.1:1/h", "events": events, "secret": "s" * 16}
-    return commit("sub", 0, DefinitionCreated(kind="webhook", id="w1", code="w1", body=body),
-                  stream=DEFINITION, pid="webhook:w1", at=at)
+    return commit(
+        "sub",
+        0,
+        DefinitionCreated(kind="webhook", id="w1", code="w1", body=body),
+        stream=DEFINITION,
+        pid="webhook:w1",
+        at=at,
+    )
 
 
 def records(*commits: Commit | bytes) -> list[LogRecord]:
-    return [LogRecord(0, n, c if isinstance(c, bytes) else encode(c)) for n, c in enumerate(commits)]
+    return [
+        LogRecord(0, n, c if isinstance(c, bytes) else encode(c)) for n, c in enumerate(commits)
+    ]
 
 
 def deliveries(outbox: Outbox) -> list[tuple[str, int]]:
@@ -59,7 +74,9 @@ def test_only_commits_the_projector_applied_at_that_position_give_deliveries(
     assert deliveries(outbox) == [("points.awarded", 0)]
 
 
-def test_a_subscription_gets_no_events_from_before_it_existed(db: Database, store: ParticipantStore) -> None:
+def test_a_subscription_gets_no_events_from_before_it_existed(
+    db: Database, store: ParticipantStore
+) -> None:
     outbox = Outbox(db)
     outbox.create_tables()
     log = records(
@@ -135,7 +152,9 @@ async def test_the_dispatcher_waits_for_the_projector_and_records_nothing_if_sto
         return projected[partition]
 
     stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(ListSource(log), outbox, position, stop, poll_timeout=0.01, wait_step=0.01))
+    task = asyncio.create_task(
+        dispatcher.run(ListSource(log), outbox, position, stop, poll_timeout=0.01, wait_step=0.01)
+    )
     await asyncio.sleep(0.2)  # the dispatcher is waiting: the projector has passed nothing
     assert outbox.next_offsets(TOPIC, [0]) == {}
     stop.set()
@@ -145,7 +164,9 @@ async def test_the_dispatcher_waits_for_the_projector_and_records_nothing_if_sto
     store.apply_batch(TOPIC, 0, log)
     projected[0] = 2
     stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(ListSource(log), outbox, position, stop, poll_timeout=0.01, wait_step=0.01))
+    task = asyncio.create_task(
+        dispatcher.run(ListSource(log), outbox, position, stop, poll_timeout=0.01, wait_step=0.01)
+    )
     deadline = asyncio.get_running_loop().time() + 10
     while outbox.next_offsets(TOPIC, [0]) != {0: 2}:
         assert asyncio.get_running_loop().time() < deadline, "dispatcher did not advance"
@@ -184,15 +205,27 @@ async def test_the_sender_refuses_private_addresses_at_send_time_without_the_set
     # (checked by the resolver: what DNS rebinding would exploit)
     for n, host in enumerate(("127.0.0.1", socket.gethostname())):
         body = {"url": f"http://{host}:{port}/h", "events": ["*"], "secret": "s" * 16}
-        sub = commit(f"sub{n}", 0, DefinitionCreated(kind="webhook", id=f"w{n}", code=f"w{n}", body=body),
-                     stream=DEFINITION, pid=f"webhook:w{n}", at="2026-02-14T09:00:00Z")
+        sub = commit(
+            f"sub{n}",
+            0,
+            DefinitionCreated(kind="webhook", id=f"w{n}", code=f"w{n}", body=body),
+            stream=DEFINITION,
+            pid=f"webhook:w{n}",
+            at="2026-02-14T09:00:00Z",
+        )
         store.apply_batch(TOPIC, 0, [LogRecord(0, 2 * n, encode(sub))])
-        event = LogRecord(0, 2 * n + 1, encode(commit(f"a{n}", 0, PointsAwarded(amount=1), pid=f"p{n}")))
+        event = LogRecord(
+            0, 2 * n + 1, encode(commit(f"a{n}", 0, PointsAwarded(amount=1), pid=f"p{n}"))
+        )
         store.apply_batch(TOPIC, 0, [event])
         outbox.record(TOPIC, 0, [event], 1000.0)
     try:
         for allow, expected in ((False, 0), (True, 2)):
-            sender = Sender(outbox, WebhookSettings(max_attempts=2, backoff=0.01, allow_private=allow, timeout=2), clock=lambda: 5000.0)
+            sender = Sender(
+                outbox,
+                WebhookSettings(max_attempts=2, backoff=0.01, allow_private=allow, timeout=2),
+                clock=lambda: 5000.0,
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(sender.run(stop))
             deadline = asyncio.get_running_loop().time() + 10
@@ -206,7 +239,9 @@ async def test_the_sender_refuses_private_addresses_at_send_time_without_the_set
             await asyncio.wait_for(task, 10)
             assert len(got) == expected
             if not allow:
-                assert all((d.last_error or "").startswith(("refused", "RefusedAddress")) for d in found), found
+                assert all(
+                    (d.last_error or "").startswith(("refused", "RefusedAddress")) for d in found
+                ), found
                 for n in (0, 1):
                     outbox.redeliver("acme", f"w{n}", found[n].delivery_id, 1000.0)
     finally:

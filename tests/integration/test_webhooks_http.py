@@ -22,7 +22,11 @@ from services.webhooks.signing import signature, verify
 API = "/api/v1/gamify"
 ADMIN = {"X-API-Key": "key-admin"}
 FAST = WebhookSettings(
-    max_attempts=3, backoff=0.05, backoff_factor=2, timeout=0.5, poll_interval=0.02,
+    max_attempts=3,
+    backoff=0.05,
+    backoff_factor=2,
+    timeout=0.5,
+    poll_interval=0.02,
     allow_private=True,
 )
 
@@ -110,9 +114,13 @@ async def test_a_signed_delivery_reaches_the_receiver_and_the_secret_is_shown_on
     listed = await (await client.get(f"{API}/admin/webhooks", headers=ADMIN)).json()
     assert "secret" not in shown and all("secret" not in w for w in listed["webhooks"])
     await award(client, "alice", 10)
-    await until(lambda: {"participant.created", "points.awarded"} <= {b["type"] for b in receiver.bodies()})
+    await until(
+        lambda: {"participant.created", "points.awarded"} <= {b["type"] for b in receiver.bodies()}
+    )
     for headers, body in receiver.got:
-        assert verify(created["secret"], body, headers["X-Gamify-Timestamp"], headers["X-Gamify-Signature"])
+        assert verify(
+            created["secret"], body, headers["X-Gamify-Timestamp"], headers["X-Gamify-Signature"]
+        )
         assert headers["X-Bricqs-Signature"] == signature(created["secret"], body)
         assert headers["X-Gamify-Event"] == headers["X-Bricqs-Event"] == orjson.loads(body)["type"]
         assert headers["X-Bricqs-Tenant"] == "acme"
@@ -131,7 +139,9 @@ async def test_a_generated_secret_signs_and_a_private_address_is_refused_without
     await award(client, "bob", 5)
     await until(lambda: len(receiver.got) == 1)
     headers, body = receiver.got[0]
-    assert verify(created["secret"], body, headers["X-Gamify-Timestamp"], headers["X-Gamify-Signature"])
+    assert verify(
+        created["secret"], body, headers["X-Gamify-Timestamp"], headers["X-Gamify-Signature"]
+    )
     assert orjson.loads(body)["type"] == "points.awarded"  # participant.created not subscribed
 
 
@@ -181,7 +191,9 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_and_can_be_redeliv
     assert missing.status == 404
 
 
-async def test_a_dead_receiver_does_not_hold_up_another(client: TestClient, receiver: Receiver) -> None:
+async def test_a_dead_receiver_does_not_hold_up_another(
+    client: TestClient, receiver: Receiver
+) -> None:
     await subscribe(client, "http://127.0.0.1:9/dead", events=["points.awarded"])  # discard port
     await subscribe(client, receiver.url, events=["points.awarded"])
     for n in range(5):

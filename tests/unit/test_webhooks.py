@@ -54,13 +54,20 @@ def test_every_webhook_event_type_maps_from_its_log_event_with_the_participant()
             ParticipantRegistered(display_name="Alice", auto_created=True),
             PointsAwarded(transaction_id="t1", amount=10, balance_after=10, reason="r"),
             PointsDeducted(transaction_id="t2", amount=3, balance_after=7),
-            TierChanged(code="gold", name="Gold", level=2, previous_code="silver", previous_level=1),
+            TierChanged(
+                code="gold", name="Gold", level=2, previous_code="silver", previous_level=1
+            ),
             BadgeEarned(code="b", name="B", rarity="rare"),
             StreakExtended(code="daily", period="2026-02-14", count=3, longest=3, new_record=True),
             StreakBroken(code="daily", previous_count=3),
             ChallengeCompleted(code="ch", window="2026-W07"),
-            RewardClaimed(claim_id="k", reward_id="r", reward_name="Mug", reward_type="physical",
-                          points_deducted=5),
+            RewardClaimed(
+                claim_id="k",
+                reward_id="r",
+                reward_name="Mug",
+                reward_type="physical",
+                points_deducted=5,
+            ),
         )
     )
     assert [e.type for e in found] == list(EVENT_TYPES)
@@ -68,14 +75,29 @@ def test_every_webhook_event_type_maps_from_its_log_event_with_the_participant()
     assert all(e.tenant_id == "acme" and e.occurred_at == AT for e in found)
     by_type = {e.type: e.data for e in found}
     assert by_type["points.awarded"] == {
-        "participant_id": "alice", "transaction_id": "t1", "amount": 10, "balance_after": 10,
-        "reason": "r", "metadata": {},
+        "participant_id": "alice",
+        "transaction_id": "t1",
+        "amount": 10,
+        "balance_after": 10,
+        "reason": "r",
+        "metadata": {},
     }
-    assert by_type["tier.changed"]["tier"] == {"code": "gold", "name": "Gold", "level": 2, "color": None}
+    assert by_type["tier.changed"]["tier"] == {
+        "code": "gold",
+        "name": "Gold",
+        "level": 2,
+        "color": None,
+    }
     assert by_type["tier.changed"]["previous_tier"] == {"code": "silver", "level": 1}
     assert by_type["badge.earned"]["badge"] == {"code": "b", "name": "B", "rarity": "rare"}
-    assert by_type["streak.extended"]["count"] == 3 and by_type["streak.broken"]["previous_count"] == 3
-    assert by_type["challenge.completed"] == {"participant_id": "alice", "challenge_code": "ch", "window": "2026-W07"}
+    assert (
+        by_type["streak.extended"]["count"] == 3 and by_type["streak.broken"]["previous_count"] == 3
+    )
+    assert by_type["challenge.completed"] == {
+        "participant_id": "alice",
+        "challenge_code": "ch",
+        "window": "2026-W07",
+    }
     assert by_type["reward.claimed"]["reward_id"] == "r"
     assert by_type["participant.created"]["auto_created"] is True
     assert set(found[0].as_json()) == {"id", "type", "occurred_at", "tenant_id", "data"}
@@ -94,7 +116,11 @@ def test_ids_are_stable_per_log_event_and_distinct_across_events() -> None:
     assert first[0].id == event_id("c-1", 1, "points.awarded") != first[1].id
     other = webhook_events(commit(PointsAwarded(amount=1), commit_id="c-2"))
     assert other[0].id != first[0].id
-    assert delivery_id(first[0].id, "w1") == delivery_id(first[0].id, "w1") != delivery_id(first[0].id, "w2")
+    assert (
+        delivery_id(first[0].id, "w1")
+        == delivery_id(first[0].id, "w1")
+        != delivery_id(first[0].id, "w2")
+    )
 
 
 def test_a_subscription_receives_its_types_or_every_type_with_a_star() -> None:
@@ -114,8 +140,12 @@ def test_the_signature_covers_the_timestamp_and_the_body() -> None:
     assert not verify(secret, body, "not-a-time", f"sha256={expected}")
     bricqs = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     headers = delivery_headers(
-        secret=secret, body=body, timestamp=1700000000, event_type="badge.earned",
-        delivery_id="d1", tenant="acme",
+        secret=secret,
+        body=body,
+        timestamp=1700000000,
+        event_type="badge.earned",
+        delivery_id="d1",
+        tenant="acme",
     )
     assert headers["X-Bricqs-Signature"] == f"sha256={bricqs}"
     assert headers["X-Gamify-Signature"] == f"sha256={expected}"
@@ -155,8 +185,21 @@ def test_webhook_settings_come_from_the_environment() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::",
+    ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public(address)
@@ -167,8 +210,15 @@ def test_non_public_addresses_are_refused(address: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/x", "file:///etc/passwd", "http:///nohost", "http://u:p@example.com/",
-            "http://localhost:8080/", "http://api.localhost/"],
+    "url",
+    [
+        "ftp://example.com/x",
+        "file:///etc/passwd",
+        "http:///nohost",
+        "http://u:p@example.com/",
+        "http://localhost:8080/",
+        "http://api.localhost/",
+    ],
 )
 def test_only_http_urls_of_a_host_without_credentials_are_allowed(url: str) -> None:
     with pytest.raises(RefusedAddress):
@@ -187,7 +237,9 @@ class FixedResolver:
     def __init__(self, *addresses: str) -> None:
         self.addresses = addresses
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[dict[str, object]]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[dict[str, object]]:
         return [
             {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
             for a in self.addresses
@@ -218,10 +270,16 @@ def test_every_mapped_payload_satisfies_the_published_webhook_schema() -> None:
     assert schema["properties"]["type"]["enum"] == list(EVENT_TYPES)
     found = webhook_events(
         commit(
-            ParticipantRegistered(), PointsAwarded(amount=1), PointsDeducted(amount=1),
-            TierChanged(code="g", name="G", level=1), TierChanged(code="g", name="G", level=2, previous_code="s", previous_level=1),
-            BadgeEarned(code="b", name="B"), StreakExtended(code="s"), StreakBroken(code="s"),
-            ChallengeCompleted(code="c"), RewardClaimed(reward_id="r", code_value="X"),
+            ParticipantRegistered(),
+            PointsAwarded(amount=1),
+            PointsDeducted(amount=1),
+            TierChanged(code="g", name="G", level=1),
+            TierChanged(code="g", name="G", level=2, previous_code="s", previous_level=1),
+            BadgeEarned(code="b", name="B"),
+            StreakExtended(code="s"),
+            StreakBroken(code="s"),
+            ChallengeCompleted(code="c"),
+            RewardClaimed(reward_id="r", code_value="X"),
         )
     )
     for event in found:
@@ -232,7 +290,13 @@ def test_every_mapped_payload_satisfies_the_published_webhook_schema() -> None:
     message = doc["components"]["messages"]["webhookEvent"]
     for example in message["examples"]:
         assert list(validator.iter_errors(example["payload"])) == []
-    headers = delivery_headers(secret="s" * 16, body=b"{}", timestamp=1, event_type="x", delivery_id="d", tenant="t")
+    headers = delivery_headers(
+        secret="s" * 16, body=b"{}", timestamp=1, event_type="x", delivery_id="d", tenant="t"
+    )
     documented = message["headers"]
-    assert set(documented["required"]) == set(documented["properties"]) == set(headers) - {"Content-Type", "User-Agent"}
+    assert (
+        set(documented["required"])
+        == set(documented["properties"])
+        == set(headers) - {"Content-Type", "User-Agent"}
+    )
     assert list(Draft202012Validator(documented).iter_errors(headers)) == []
