@@ -78,7 +78,7 @@ def stdout_of(server: Server) -> str:
 def test_the_start_line_names_the_roles_that_run_and_the_docs_page(keyless_server: Server) -> None:
     keyless_server.start()
     out = stdout_of(keyless_server)
-    assert "gamify serve (api, projector): embedded log in " in out, out
+    assert "gamify serve (api, projector, webhooks): embedded log in " in out, out
     assert f"API docs: http://127.0.0.1:{keyless_server.port}{API}/docs" in out, out
 
 
