@@ -179,7 +179,7 @@ def test_dev_broker_runs_the_kafka_shape_and_idempotence_fails_in_one_line(
             )
             with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
                 assert json.loads(reply.read())["new_balance"] == 5
-            assert "(api, inbound, projector): Kafka at" in stdout_of(srv)
+            assert "(api, inbound, projector, webhooks): Kafka at" in stdout_of(srv)
         finally:
             srv.stop()
     finally:
