@@ -257,9 +257,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     async def dispatch(stop: asyncio.Event) -> None:
         await dispatcher.run(source, outbox, projector_position, stop)
 
-    lag = LagMonitor(
-        dispatcher.NAME, app[end_offsets_key], lambda ps: outbox.next_offsets(topic, ps)
-    )  # type: ignore[arg-type]
+    def positions(partitions: list[int]) -> dict[int, int]:
+        return outbox.next_offsets(topic, partitions)
+
+    lag = LagMonitor(dispatcher.NAME, app[end_offsets_key], positions)  # type: ignore[arg-type]
     async with (
         _background(dispatch, "gamify-webhooks", restart=True),
         _background(Sender(outbox, settings.webhooks).run, "gamify-webhook-sender", restart=True),

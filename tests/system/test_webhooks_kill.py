@@ -1,6 +1,7 @@
 """Kill -9 the `gamify serve` process while it delivers webhooks; after a restart every event
 reaches the receiver (nothing lost), and an event delivered twice carries the same id and body
-(receivers deduplicate on ``id``): the documented at-least-once promise, on both logs."""
+(receivers deduplicate on ``id``): the documented at-least-once promise, on both logs (the
+embedded one with SQLite read models, Kafka with PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -79,8 +80,9 @@ async def test_a_killed_dispatcher_loses_nothing_and_resends_with_the_same_ids(
         "GAMIFY_WEBHOOKS_CONCURRENCY": "2",
         "GAMIFY_LOG_LEVEL": "WARNING",
     }
-    if log == "kafka":
+    if log == "kafka":  # and the read models (and the outbox) in PostgreSQL
         env.update(kafka_env(request.getfixturevalue("kafka_broker"), new_prefix(), 3))
+        env["GAMIFY_DATABASE_URL"] = request.getfixturevalue("postgres_schema_url")
     serve: GamifyProcess = processes("serve", env, "serve")
     await asyncio.to_thread(serve.start)
     async with aiohttp.ClientSession() as session:
