@@ -25,3 +25,16 @@ QUARANTINE_OPEN = Gauge(
     "Quarantined records no operator has retried or acknowledged yet (read from the store)",
     ["projection"],
 )
+WEBHOOK_RECORDED = Counter(
+    "gamify_webhook_deliveries_recorded_total",
+    "Webhook deliveries the dispatcher recorded in the outbox (one per event and subscription)",
+)
+WEBHOOK_DELIVERIES = Counter(
+    "gamify_webhook_delivery_attempts_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed, cancelled)",
+    ["outcome"],
+)
+WEBHOOK_PENDING = Gauge(
+    "gamify_webhook_deliveries_pending",
+    "Webhook deliveries waiting for a (next) attempt (read from the store)",
+)

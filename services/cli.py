@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
     "serve": (
-        "run the API, the projector and the inbound processor in one process",
-        frozenset({"api", "projector", "inbound"}),
+        "run the API, the projector, the inbound processor and the webhook dispatcher in one "
+        "process",
+        frozenset({"api", "projector", "inbound", "webhooks"}),
     ),
     "api": ("run only the HTTP API (read models shared with a projector)", frozenset({"api"})),
     "project": (
@@ -87,6 +88,11 @@ SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
     "inbound": (
         "run only the inbound processor (inbound topic -> commands)",
         frozenset({"inbound"}),
+    ),
+    "webhooks": (
+        "run only the webhook dispatcher and sender (log -> outbox -> receivers; needs a "
+        "projector running)",
+        frozenset({"webhooks"}),
     ),
 }
 

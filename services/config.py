@@ -55,6 +55,23 @@ class KafkaSecurity:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """The webhook sender: retries, timeouts, concurrency and which addresses it may call.
+
+    Attempt ``n`` (1-based) that fails is retried after ``backoff * factor ** (n - 1)`` seconds,
+    up to ``max_attempts`` attempts (default 5 over 2+4+8+16 = 30 minutes), then ``failed``.
+    """
+
+    max_attempts: int = 5
+    backoff: float = 120.0
+    backoff_factor: int = 2
+    timeout: float = 10.0
+    concurrency: int = 4  # requests in flight per subscription
+    poll_interval: float = 0.2
+    allow_private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable; see the README's Configuration table."""
 
@@ -82,6 +99,7 @@ class Settings:
     ready_fail_on_quarantine: bool = False
     shutdown_timeout: float = 10.0
     rate_limits: RateLimitSettings = RateLimitSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -114,6 +132,7 @@ class Settings:
             ready_fail_on_quarantine=_bool(env, "GAMIFY_READY_FAIL_ON_QUARANTINE", False),
             shutdown_timeout=_int(env, "GAMIFY_SHUTDOWN_TIMEOUT_MS", 10_000, minimum=0) / 1000,
             rate_limits=_rate_limits(env),
+            webhooks=webhook_settings(env),
         )
 
     @property
@@ -137,6 +156,19 @@ class Settings:
     def log_path(self) -> str:
         """The SQLite file of the embedded log (used when no Kafka broker is configured)."""
         return str(self.data_dir / "log.db")
+
+
+def webhook_settings(env: Mapping[str, str]) -> WebhookSettings:
+    """GAMIFY_WEBHOOKS_* (durations in milliseconds)."""
+    return WebhookSettings(
+        max_attempts=_int(env, "GAMIFY_WEBHOOKS_MAX_ATTEMPTS", 5, minimum=1),
+        backoff=_int(env, "GAMIFY_WEBHOOKS_BACKOFF_MS", 120_000, minimum=1) / 1000,
+        backoff_factor=_int(env, "GAMIFY_WEBHOOKS_BACKOFF_FACTOR", 2, minimum=1),
+        timeout=_int(env, "GAMIFY_WEBHOOKS_TIMEOUT_MS", 10_000, minimum=100) / 1000,
+        concurrency=_int(env, "GAMIFY_WEBHOOKS_CONCURRENCY", 4, minimum=1),
+        poll_interval=_int(env, "GAMIFY_WEBHOOKS_POLL_MS", 200, minimum=10) / 1000,
+        allow_private=_bool(env, "GAMIFY_WEBHOOKS_ALLOW_PRIVATE", False),
+    )
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKeySpec, ...]:

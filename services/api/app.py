@@ -1,7 +1,8 @@
 """Assemble a Gamify process: one cleanup context per resource, no I/O until startup.
 
-A process has roles: ``api`` (the HTTP API), ``projector`` (log -> read models) and ``inbound``
-(commands from Kafka). ``gamify serve`` runs all three; every process serves the ops routes.
+A process has roles: ``api`` (the HTTP API), ``projector`` (log -> read models), ``inbound``
+(commands from Kafka) and ``webhooks`` (log -> outbox -> receivers). ``gamify serve`` runs them
+all; every process serves the ops routes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from projections.participants.store import PROJECTION, ParticipantStore, partici
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
+from projections.webhooks.outbox import Outbox
 from services import metrics
 from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
@@ -55,6 +57,7 @@ from services.api.keys import (
     reward_stock_key,
     settings_key,
     store_ping_key,
+    webhook_outbox_key,
     workers_key,
     write_health_key,
 )
@@ -69,7 +72,7 @@ from services.rewards.reader import RewardStockReader
 
 logger = logging.getLogger(__name__)
 
-ALL_ROLES = frozenset({"api", "projector", "inbound"})
+ALL_ROLES = frozenset({"api", "projector", "inbound", "webhooks"})
 store_key = web.AppKey("store_key", ParticipantStore)
 log_key = web.AppKey("log_key", object)
 source_key = web.AppKey("source_key", object)
@@ -107,6 +110,7 @@ def create_app(
     app[write_health_key] = WriteHealth()
     app[store_ping_key] = SingleFlight()
     app.cleanup_ctx.append(read_model_ctx)
+    app.cleanup_ctx.append(webhook_outbox_ctx)
     if event_log is not None:
         app[log_key] = app[source_key] = event_log
         app[end_offsets_key] = event_log.end_offsets
@@ -123,6 +127,8 @@ def create_app(
     if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
         app.cleanup_ctx.append(inbound_ctx)
     app.on_startup.append(docs_views.build_document)
+    if "webhooks" in roles and event_log is None:
+        app.cleanup_ctx.append(webhooks_ctx)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
         app.cleanup_ctx.append(issued_keys_ctx)
@@ -285,6 +291,63 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
     status = app[workers_key]["inbound"] = WorkerStatus("inbound")
     async with _background(processor.run, "gamify-inbound", restart=True, status=status):
         yield
+
+
+async def webhook_outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    outbox = Outbox(app[store_key].db)
+    await asyncio.to_thread(outbox.create_tables)
+    app[webhook_outbox_key] = outbox
+    yield
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The webhook dispatcher (log -> outbox, behind the projector) and the sender."""
+    from projections.webhooks import dispatcher
+    from services.webhooks.sender import Sender
+
+    settings, outbox, store = app[settings_key], app[webhook_outbox_key], app[store_key]
+    topic = settings.participant_events_topic
+    source, close = _webhook_source(settings)
+
+    async def projector_position(partition: int) -> int:
+        found = await asyncio.to_thread(store.next_offsets, topic, [partition])
+        return found.get(partition, 0)
+
+    async def dispatch(stop: asyncio.Event) -> None:
+        await dispatcher.run(source, outbox, projector_position, stop)
+
+    def positions(partitions: list[int]) -> dict[int, int]:
+        return outbox.next_offsets(topic, partitions)
+
+    lag = LagMonitor(dispatcher.NAME, app[end_offsets_key], positions)  # type: ignore[arg-type]
+    async with (
+        _background(dispatch, "gamify-webhooks", restart=True),
+        _background(Sender(outbox, settings.webhooks).run, "gamify-webhook-sender", restart=True),
+        _background(lag.run, "gamify-webhook-lag"),
+    ):
+        yield
+    close()
+
+
+def _webhook_source(settings: Settings) -> tuple[LogSource, Any]:
+    """The dispatcher's own reader of the log (its own consumer group on Kafka)."""
+    if settings.kafka_bootstrap_servers:
+        from projections.sources.kafka import KafkaLogSource
+        from services.adapters.kafka_clients import client_options
+
+        kafka = KafkaLogSource(
+            settings.kafka_bootstrap_servers,
+            settings.participant_events_topic,
+            group_id=f"{settings.kafka_topic_prefix}webhooks",
+            client_id="gamify-webhooks",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            connection=client_options(settings.kafka_security),
+        )
+        return kafka, lambda: None
+    from projections.sources.sqlite import SqliteLogSource
+
+    embedded = SqliteLogSource(settings.log_path, settings.participant_events_topic)
+    return embedded, embedded.close
 
 
 class _background:

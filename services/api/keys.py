@@ -12,6 +12,7 @@ from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
+from projections.webhooks.outbox import Outbox
 from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
@@ -41,3 +42,4 @@ rate_limiter_key = web.AppKey("rate_limiter_key", RateLimiter)
 issued_keys_key = web.AppKey("issued_keys_key", IssuedKeys)
 api_key_queries_key = web.AppKey("api_key_queries_key", ApiKeyQueries)
 api_key_reader_key = web.AppKey("api_key_reader_key", ApiKeyStateReader)
+webhook_outbox_key = web.AppKey("webhook_outbox_key", Outbox)

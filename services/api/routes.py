@@ -16,6 +16,7 @@ from services.api import (
     query_views,
     reward_views,
     streak_views,
+    webhook_views,
 )
 
 BASE = "/api/v1/gamify"
@@ -48,6 +49,7 @@ ROUTES = [
     web.post(f"{BASE}/tiers/assign", engine_views.assign_tier),
     web.get(f"{BASE}/participants/{{participant_id}}/tier", engine_views.participant_tier),
     *api_key_views.ROUTES,  # before /admin/{resource}, which would match api-keys too
+    *webhook_views.ROUTES,  # before /admin/{resource}, which would take /admin/webhooks
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),

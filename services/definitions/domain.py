@@ -18,6 +18,10 @@ KINDS = {
     "leaderboards": "leaderboard",
     "rules": "rule",
 }
+# Webhook subscriptions are definitions on the log too, served by their own routes
+# (/admin/webhooks: the secret is never shown back), not by the generic /admin/{resource}.
+WEBHOOK = "webhook"
+STREAM_KINDS = (*KINDS.values(), WEBHOOK)
 
 
 class DuplicateCode(Exception):

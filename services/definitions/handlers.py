@@ -27,11 +27,17 @@ def _stream(kind: str, code: str) -> str:
 
 
 async def create_definition(
-    deps: Deps, reader: DefinitionReader, ctx: Context, kind: str, body: dict[str, Any]
+    deps: Deps,
+    reader: DefinitionReader,
+    ctx: Context,
+    kind: str,
+    body: dict[str, Any],
+    new_id: str | None = None,
 ) -> str:
-    """Create a definition; returns its new id. DuplicateCode if the code is taken."""
+    """Create a definition; returns its new id (``new_id`` or a fresh one). DuplicateCode if
+    the code is taken."""
     code = body["code"]
-    new_id = deps.new_id()
+    new_id = new_id or deps.new_id()
 
     async def load() -> tuple[DefinitionState | None, int]:
         state = await reader.by_code(ctx.tenant, kind, code)

@@ -64,7 +64,7 @@ from services.api.docs_views import DOCS_PATH
 from services.api.engine_views import MAX_BATCH
 from services.api.representations import STATE_SECTIONS
 from services.config import Settings, parse_api_keys
-from services.definitions.domain import KINDS
+from services.definitions.domain import KINDS, STREAM_KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
 from services.rate_limit_config import Rate, RateLimitSettings
@@ -140,7 +140,7 @@ def test_every_event_class_has_a_schema_of_its_current_version_with_every_field_
 
 def test_definition_events_name_every_definition_kind() -> None:
     kinds = load(event_file("DefinitionCreated"))["properties"]["kind"]["enum"]
-    assert set(kinds) == set(KINDS.values())
+    assert set(kinds) == set(STREAM_KINDS)
 
 
 def test_the_commit_schema_lists_every_event_type_and_inlines_its_schema_unchanged() -> None:
@@ -873,6 +873,25 @@ async def api_keys(call: Contract) -> None:
     await call("DELETE", one, 404, headers=ADMIN, at={"id": "nope"})
 
 
+async def webhooks(call: Contract) -> None:
+    """The webhook subscription endpoints (no delivery: the in-memory log has no dispatcher)."""
+    hooks, hook = f"{BASE}/admin/webhooks", f"{BASE}/admin/webhooks/{{webhook_id}}"
+    body = {"url": "https://hooks.example.com/gamify", "events": ["*"]}
+    created = await call("POST", hooks, 201, headers=ADMIN, json=body)
+    assert created["secret"].startswith("whsec_")
+    at = {"webhook_id": created["id"]}
+    private = {"url": "http://169.254.169.254/latest", "events": ["*"]}
+    await call("POST", hooks, 422, headers=ADMIN, json=private)
+    await call("GET", hooks, 200, headers=ADMIN)
+    assert "secret" not in await call("GET", hook, 200, headers=ADMIN, at=at)
+    await call("PATCH", hook, 200, headers=ADMIN, at=at, json={"events": ["badge.earned"]})
+    await call("GET", f"{hook}/deliveries", 200, headers=ADMIN, at=at)
+    redeliver = f"{hook}/deliveries/{{delivery_id}}/redeliver"
+    await call("POST", redeliver, 404, headers=ADMIN, at={**at, "delivery_id": "nope"})
+    await call("DELETE", hook, 200, headers=ADMIN, at=at)
+    await call("GET", hook, 404, headers=ADMIN, at={"webhook_id": "nope"})
+
+
 async def test_a_rate_limited_answer_is_documented(tmp_path: Path) -> None:
     limits = RateLimitSettings(per_key=Rate(1, 60))
     app = create_app(settings(tmp_path, rate_limits=limits), event_log=InMemoryEventLog())
@@ -887,6 +906,7 @@ async def test_every_endpoint_answers_what_the_document_says(
 ) -> None:
     call, log = contract
     reward = {"reward_id": await define(call)}
+    await webhooks(call)
     pid = {"participant_id": "user_123"}
     user = dict(pid)
     keyed = {**ACME, "Idempotency-Key": "order-42"}

@@ -1,0 +1,1 @@
+"""Webhook deliveries: signing, outbound address checks and the sender loop."""
