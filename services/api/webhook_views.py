@@ -23,7 +23,7 @@ from services.api.keys import (
     webhook_outbox_key,
 )
 from services.api.middlewares import principal
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, json_body
 from services.definitions.domain import WEBHOOK, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
 from services.validation import ValidationFailed, validate
@@ -62,7 +62,10 @@ def shown(found: Any) -> dict[str, Any]:
 
 async def create(request: web.Request) -> web.Response:
     _admin(request)
-    body = _checked(request, validate(f"definitions/{WEBHOOK}", await json_body(request, None)))
+    body = _checked(
+        request,
+        validate(f"definitions/{WEBHOOK}", await json_body(request, None), now=clock(request)),
+    )
     secret = body.get("secret") or f"whsec_{secrets.token_hex(24)}"
     deps = request.app[deps_key]
     new_id = deps.new_id()
@@ -121,7 +124,12 @@ async def update(request: web.Request) -> web.Response:
     _admin(request)
     changes = _checked(
         request,
-        validate(f"definitions/{WEBHOOK}", await json_body(request, None), partial=True),
+        validate(
+            f"definitions/{WEBHOOK}",
+            await json_body(request, None),
+            now=clock(request),
+            partial=True,
+        ),
     )
     found = await _found(request)
     await change_definition(

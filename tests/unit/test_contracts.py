@@ -530,7 +530,7 @@ def test_every_request_body_is_a_schema_from_schemas_json() -> None:
         schema = body["content"]["application/json"]["schema"]
         assert from_schema_files(schema), f"{method.upper()} {path}: no schema from schemas/json"
         bodies += 1
-    assert bodies == 14  # commands, definitions, api-keys and the award batch
+    assert bodies == 16  # commands, definitions, api-keys, the award batch, webhook POST and PATCH
     admin = openapi()["paths"][f"{BASE}/admin/{{resource}}"]["post"]["requestBody"]
     assert from_schema_files(admin) == {f"definitions.{kind}.v1" for kind in KINDS.values()}
     batch = openapi()["components"]["schemas"]["EventBatchRequest"]["properties"]["events"]
