@@ -177,6 +177,7 @@ def parse_api_keys(raw: str) -> tuple[ApiKeySpec, ...]:
     An error names the item by its position (1-based), never by its text: the text is a key.
     """
     specs = []
+    first_seen: dict[str, int] = {}
     for position, item in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not item:
             continue
@@ -185,6 +186,11 @@ def parse_api_keys(raw: str) -> tuple[ApiKeySpec, ...]:
             raise ConfigError(
                 f"GAMIFY_API_KEYS item {position}: expected TENANT:KEY or TENANT:KEY:admin"
             )
+        if parts[1] in first_seen:  # a key names one tenant and one scope, never two
+            raise ConfigError(
+                f"GAMIFY_API_KEYS items {first_seen[parts[1]]} and {position}: the same key twice"
+            )
+        first_seen[parts[1]] = position
         specs.append(ApiKeySpec(parts[0], parts[1], admin=parts[2:] == ["admin"]))
     return tuple(specs)
 

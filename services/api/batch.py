@@ -71,7 +71,7 @@ async def _one(
     try:
         if not isinstance(item, dict):
             raise ValidationFailed(
-                [{"loc": ["body", field, index], "msg": "must be an object", "type": "value_error"}]
+                [{"loc": [f"{field}[{index}]"], "msg": "must be an object", "type": "value_error"}]
             )
         where = f"{field}[{index}]"
         body = validate(command, item, now=clock(request), location=where)

@@ -13,7 +13,7 @@ from services.api import sections
 from services.api.batch import answer_batch
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import bool_query, context, dumps, int_query, json_body
 from services.participants.commands import from_body
 from services.participants.handlers import Context, Result, execute
 from services.validation import check_field
@@ -134,7 +134,7 @@ async def participant_badges(request: web.Request) -> web.Response:
     """``{participant_id, badges, total, earned_count}``; the counts are of the filtered list."""
     row = await row_of(request)
     listed = sections.all_badges(row, await catalog(request))
-    if request.query.get("earned_only", "false").lower() in ("1", "true", "yes"):
+    if bool_query(request, "earned_only", False):
         listed = [b for b in listed if b["earned"]]
     codes = request.query.get("badge_codes")
     if codes:

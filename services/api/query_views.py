@@ -77,6 +77,8 @@ def _include(raw: str | None) -> tuple[str, ...]:
     if raw is None or not raw.strip():
         return STATE_SECTIONS
     wanted = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if not wanted:  # only commas and blanks: as if absent
+        return STATE_SECTIONS
     unknown = [s for s in wanted if s not in STATE_SECTIONS]
     if unknown:
         raise ValidationFailed(

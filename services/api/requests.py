@@ -85,6 +85,20 @@ def _check_key(key: object, loc: list[str]) -> None:
         )
 
 
+def bool_query(request: web.Request, name: str, default: bool) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, any case) or absent; else 422."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValidationFailed(
+        [{"loc": ["query", name], "msg": "must be true or false", "type": "value_error.bool"}]
+    )
+
+
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:

@@ -41,15 +41,35 @@ def _challenge(body: dict[str, Any]) -> list[Problem]:
     return found
 
 
+# Names a zoneinfo database may hold that are not zones of the IANA list, or that mean something
+# else on every host (the host's own zone, leap-second "right/" variants): a streak's periods must
+# be the same wherever a replay runs.
+HOST_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 def _streak(body: dict[str, Any]) -> list[Problem]:
     zone = body.get("timezone")
     if zone is None:
         return []
+    name = str(zone)
     try:
-        ZoneInfo(str(zone))
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return [_problem(["timezone"], f"unknown IANA time zone {zone!r}")]
+    if name in HOST_ZONES or name.startswith(("posix/", "right/")):
+        return [_problem(["timezone"], f"{zone!r} is not a portable IANA time zone name")]
     return []
+
+
+def _badge(body: dict[str, Any]) -> list[Problem]:
+    """A count needs what it counts: ``event_count`` an ``event_name``, ``streak_length`` a
+    ``streak_code`` (alone, the engine could not check them, and they would hold for everyone)."""
+    criteria = body.get("criteria_config") or {}
+    found = []
+    for count, subject in (("event_count", "event_name"), ("streak_length", "streak_code")):
+        if criteria.get(count) is not None and criteria.get(subject) is None:
+            found.append(_problem(["criteria_config", subject], f"{count} needs {subject}"))
+    return found
 
 
 def _rule(body: dict[str, Any]) -> list[Problem]:
@@ -62,4 +82,5 @@ CHECKS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
     "challenge": _challenge,
     "streak": _streak,
     "rule": _rule,
+    "badge": _badge,
 }

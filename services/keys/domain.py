@@ -15,9 +15,11 @@ SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 4  # what listings show to recognise a k
 def key_digest(key: str) -> str:
     """Hex SHA-256 of a key: what the log and the read models hold, for issued and configured keys.
 
-    A plain SHA-256 suffices for keys of 128 random bits: there is no dictionary to try.
+    A plain SHA-256 suffices for keys of 128 random bits: there is no dictionary to try. A header
+    that was not UTF-8 reaches us with surrogate escapes (aiohttp); its bytes are hashed as sent,
+    so it simply matches no key (401), never raises.
     """
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class ApiKeyNotFound(Exception):

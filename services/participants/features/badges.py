@@ -39,6 +39,10 @@ def criteria_met(badge: dict[str, Any], sections: dict[str, Any], lifetime_point
         return False
     if "min_points" in criteria and lifetime_points < int(criteria["min_points"]):
         return False
+    if ("event_count" in criteria and "event_name" not in criteria) or (
+        "streak_length" in criteria and "streak_code" not in criteria
+    ):
+        return False  # a count without what it counts never holds (refused by the admin API)
     if "event_name" in criteria:
         count = sections.get("event_counts", {}).get(criteria["event_name"], 0)
         if count < int(criteria.get("event_count", 1)):

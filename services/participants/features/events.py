@@ -25,9 +25,25 @@ def matches(conditions: dict[str, Any] | None, properties: dict[str, Any]) -> bo
             for op, operand in wanted.items():
                 if not _holds(op, value, operand, present):
                     return False
-        elif not present or value != wanted:
+        elif not present or not json_equal(value, wanted):
             return False
     return True
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: numbers by value (1 == 1.0), but a boolean is never a number
+    (true != 1, false != 0, as in JSON), and objects and arrays element by element."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return bool(a == b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _holds(op: str, value: Any, operand: Any, present: bool) -> bool:
@@ -36,11 +52,11 @@ def _holds(op: str, value: Any, operand: Any, present: bool) -> bool:
     if not present:
         return False
     if op == "eq":
-        return bool(value == operand)
+        return json_equal(value, operand)
     if op == "ne":
-        return bool(value != operand)
+        return not json_equal(value, operand)
     if op == "in":
-        return isinstance(operand, list) and value in operand
+        return isinstance(operand, list) and any(json_equal(value, o) for o in operand)
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if not numeric or not isinstance(operand, int | float):
         return False
