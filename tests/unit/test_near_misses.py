@@ -1,0 +1,336 @@
+"""Values chosen so that near-miss implementations differ (issue 16: mutants no test caught).
+
+Each test names the near miss it rules out: several tiers above the participant, versions past
+256 (identity is not equality there), history keys at versions other than 1, a non-default commit
+source, freezes granted for several periods below the cap, monthly against weekly allowances,
+a challenge window that changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import orjson
+import pytest
+
+import services.participants.features  # noqa: F401 - registers the deciders
+from projections.participants.projector import (
+    APPLIED,
+    CONFLICT,
+    ParticipantRow,
+    apply_commit,
+)
+from schemas.codec import CodecError, decode, encode
+from schemas.events import (
+    Causation,
+    ChallengeCompleted,
+    ChallengeProgressed,
+    Commit,
+    ParticipantProfileUpdated,
+    PointsAwarded,
+    PointsDeducted,
+    TierChanged,
+    attributes_after,
+)
+from schemas.sections import fold
+from services.participants.commands import AwardPoints, RegisterParticipant
+from services.participants.domain import Env, ParticipantState, decide
+from services.participants.engine import Catalog
+from services.participants.features import streaks, tiers
+
+NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
+AT = "2026-02-14T10:00:00Z"
+
+
+def env(catalog: Catalog = Catalog()) -> Env:  # noqa: B008 - a frozen, empty catalog
+    ids = count(1)
+    return Env(new_id=lambda: f"id{next(ids)}", now=NOW, catalog=catalog)
+
+
+def tier(code: str, level: int, points: int, **extra: Any) -> tuple[str, str, str, dict[str, Any]]:
+    body = {"name": code.title(), "level": level, "criteria_config": {"min_points": points}}
+    return ("tier", f"id-{code}", code, {**body, **extra})
+
+
+# Four automatic tiers (and a manual one between them): a participant at bronze has three above.
+LADDER = Catalog.of(
+    [
+        tier("platinum", 4, 1000),
+        tier("bronze", 1, 0),
+        tier("vip", 2, 0, award_type="manual"),
+        tier("gold", 3, 500),
+        tier("silver", 2, 100),
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiers
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [(None, "bronze"), (0, "bronze"), (1, "silver"), (2, "gold"), (3, "platinum"), (4, None)],
+)
+def test_next_tier_is_the_next_automatic_one_not_the_highest(
+    level: int | None, expected: str | None
+) -> None:
+    upcoming = tiers.next_tier(LADDER, level)
+    assert (upcoming["code"] if upcoming else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        (0, "bronze"),
+        (99, "bronze"),
+        (100, "silver"),
+        (499, "silver"),
+        (500, "gold"),
+        (10**6, "platinum"),
+    ],
+)
+def test_the_qualifying_tier_is_the_highest_threshold_reached(points: int, expected: str) -> None:
+    reached = tiers.qualifying(LADDER, points)
+    assert reached is not None and reached["code"] == expected
+
+
+def test_min_points_defaults_to_zero_and_reads_the_criteria() -> None:
+    assert tiers.min_points({"code": "x"}) == 0
+    assert tiers.min_points({"criteria_config": None}) == 0
+    assert tiers.min_points({"criteria_config": {"min_points": "250"}}) == 250
+
+
+def test_an_automatic_upgrade_is_not_manual_and_names_what_it_replaced() -> None:
+    state = ParticipantState(
+        version=4,
+        balance=120,
+        total_earned=120,
+        sections={"tier": {"code": "silver", "name": "Silver", "level": 2, "color": "#ccc"}},
+    )
+    events = decide(state, AwardPoints("u1", 400), env(LADDER))
+    assert events[1:] == [
+        TierChanged(
+            code="gold",
+            name="Gold",
+            level=3,
+            color=None,
+            previous_code="silver",
+            previous_level=2,
+            manual=False,
+        )
+    ]
+
+
+def test_an_upgrade_keeps_the_tier_s_color_and_falls_back_to_the_code_for_a_name() -> None:
+    catalog = Catalog.of([("tier", "id-t", "t1", {"level": 1, "color": "#f00"})])
+    [_, _, changed] = decide(None, AwardPoints("u1", 5), env(catalog))
+    assert (changed.code, changed.name, changed.color, changed.level) == ("t1", "t1", "#f00", 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Projector: the version check and history keys
+
+
+def commit(version: int, *events: Any, source: str = "http") -> Commit:
+    return Commit("c", "t", "u1", version, AT, Causation("points.award", source), events)
+
+
+@pytest.mark.parametrize("version", [255, 256, 257, 300, 100_000])
+def test_the_version_check_compares_values_past_the_small_int_cache(version: int) -> None:
+    # Both numbers are made at run time: equal values, distinct objects above 256.
+    row = ParticipantRow("t", "u1", version=int(str(version)), balance=10, total_earned=10)
+    verdict = apply_commit(
+        row, commit(int(str(version)), PointsAwarded("tx", 5, 15)), key_used=False
+    )
+    assert verdict.status == APPLIED
+    assert verdict.row is not None and verdict.row.version == version + 1
+    stale = apply_commit(row, commit(version - 1, PointsAwarded("tx", 5, 15)), key_used=False)
+    assert stale.status == CONFLICT and stale.row is row
+
+
+@pytest.mark.parametrize("version", [0, 2, 5, 300])
+def test_history_rows_are_keyed_by_the_version_the_commit_makes_and_the_event_index(
+    version: int,
+) -> None:
+    row = ParticipantRow("t", "u1", version=version, balance=100, total_earned=100)
+    events = (PointsAwarded("tx1", 5, 105, "a", {"k": 1}), PointsDeducted("tx2", 7, 98, "b"))
+    verdict = apply_commit(row if version else None, commit(version, *events), key_used=False)
+    assert verdict.status == APPLIED
+    award, deduct = [w for w in verdict.writes if w.statement == "ledger_insert"]
+    assert award.params == ("t", "u1", version + 1, 0, "tx1", "award", 5, 105, "a", '{"k":1}', AT)
+    assert deduct.params == ("t", "u1", version + 1, 1, "tx2", "deduct", -7, 98, "b", "{}", AT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec
+
+
+@pytest.mark.parametrize("source", ["inbound", "admin", "replay"])
+def test_a_commit_s_non_default_source_survives_the_round_trip(source: str) -> None:
+    original = commit(7, PointsAwarded("tx", 1, 1), source=source)
+    assert decode(encode(original)).causation.source == source
+
+
+def test_a_commit_without_a_source_reads_as_http() -> None:
+    raw = orjson.loads(encode(commit(0, PointsAwarded("tx", 1, 1))))
+    del raw["causation"]["source"]
+    assert decode(orjson.dumps(raw)).causation.source == "http"
+
+
+@pytest.mark.parametrize("bad", ["3", 3.0, True, None, [3]])
+def test_expected_version_must_be_an_integer(bad: Any) -> None:
+    raw = orjson.loads(encode(commit(3, PointsAwarded("tx", 1, 1))))
+    raw["expected_version"] = bad
+    with pytest.raises(CodecError, match="expected an integer"):
+        decode(orjson.dumps(raw))
+
+
+@pytest.mark.parametrize("field", ["commit_id", "tenant", "participant_id", "recorded_at"])
+def test_string_fields_must_be_strings(field: str) -> None:
+    raw = orjson.loads(encode(commit(3, PointsAwarded("tx", 1, 1))))
+    raw[field] = 5
+    with pytest.raises(CodecError, match="expected a string"):
+        decode(orjson.dumps(raw))
+
+
+# ---------------------------------------------------------------------------------------------
+# Streak freezes: months are not weeks; several periods are granted at once below the cap
+
+
+def rules(per: str, most: int, cap: int | None = None) -> streaks.Rules:
+    allowance: dict[str, Any] = {"per_period": per, "max": most}
+    if cap is not None:
+        allowance["stockpile_max"] = cap
+    return streaks.Rules.of({"period": "daily", "freeze_allowance": allowance})
+
+
+def at(raw: str) -> datetime:
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+def test_a_monthly_allowance_grants_nothing_new_within_the_month_across_weeks() -> None:
+    stored = {"freezes_available": 0, "freezes_granted_through": "2026-02"}
+    # Feb 2 (week 6) to Feb 27 (week 9): three new weeks, no new month.
+    assert streaks.granted(stored, rules("month", 1, 5), at("2026-02-27T12:00:00Z")) == (
+        0,
+        "2026-02",
+    )
+
+
+def test_a_monthly_allowance_grants_once_per_month_begun() -> None:
+    stored = {"freezes_available": 0, "freezes_granted_through": "2026-02"}
+    assert streaks.granted(stored, rules("month", 1, 5), at("2026-04-03T12:00:00Z")) == (
+        2,
+        "2026-04",
+    )
+    # across the year end: December -> February is two months
+    stored = {"freezes_available": 1, "freezes_granted_through": "2025-12"}
+    assert streaks.granted(stored, rules("month", 1, 5), at("2026-02-01T00:00:00Z")) == (
+        3,
+        "2026-02",
+    )
+
+
+def test_several_weeks_are_granted_at_once_below_the_cap() -> None:
+    stored = {"freezes_available": 1, "freezes_granted_through": "2026-W07"}
+    # weeks 8, 9 and 10 begun: 1 + 2 * 3 = 7, under the cap of 10
+    assert streaks.granted(stored, rules("week", 2, 10), at("2026-03-04T12:00:00Z")) == (
+        7,
+        "2026-W10",
+    )
+    # the same gap with a cap of 4 stops at the cap
+    assert streaks.granted(stored, rules("week", 2, 4), at("2026-03-04T12:00:00Z")) == (
+        4,
+        "2026-W10",
+    )
+
+
+def test_a_stock_above_a_lowered_cap_is_kept_not_cut() -> None:
+    stored = {"freezes_available": 6, "freezes_granted_through": "2026-W07"}
+    assert streaks.granted(stored, rules("week", 1, 3), at("2026-03-04T12:00:00Z")) == (
+        6,
+        "2026-W10",
+    )
+
+
+def test_the_first_grant_is_one_period_s_allowance() -> None:
+    assert streaks.granted({}, rules("week", 2, 10), at("2026-03-04T12:00:00Z")) == (2, "2026-W10")
+    assert streaks.granted({}, rules("month", 2, 10), at("2026-03-04T12:00:00Z")) == (2, "2026-03")
+
+
+def test_an_unreadable_grant_key_counts_as_one_period() -> None:
+    stored = {"freezes_available": 1, "freezes_granted_through": "garbage"}
+    assert streaks.granted(stored, rules("week", 2, 10), at("2026-03-04T12:00:00Z")) == (
+        3,
+        "2026-W10",
+    )
+
+
+@pytest.mark.parametrize(
+    ("allowance", "expected"),
+    [
+        ({"per_period": "month", "max": 2, "stockpile_max": 5}, ("month", 2, 5)),
+        ({"per_period": "week", "max": 3}, ("week", 3, 3)),
+        ({"max": 1}, ("week", 1, 1)),
+        ({"per_period": "month", "max": 0}, (None, 0, 0)),
+        ({"per_period": "month", "max": 2, "stockpile_max": 0}, ("month", 2, 0)),
+    ],
+)
+def test_the_allowance_as_the_rules_read_it(
+    allowance: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    got = streaks.Rules.of({"freeze_allowance": allowance})
+    assert (got.freeze_per, got.freeze_max, got.freeze_cap) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-registration with attributes: null
+
+
+@pytest.mark.parametrize("attributes", [{"a": 1}, {"a": 1, "b": [1, 2]}])
+def test_registering_again_with_null_attributes_clears_a_small_map(
+    attributes: dict[str, Any],
+) -> None:
+    state = ParticipantState(version=1, attributes=attributes)
+    [event] = decide(state, RegisterParticipant("u1", attributes=None), env())
+    assert isinstance(event, ParticipantProfileUpdated)
+    assert attributes_after(event, attributes) == {}
+    assert event.changes == {}
+
+
+def test_registering_again_with_a_map_folds_to_exactly_that_map() -> None:
+    state = ParticipantState(version=1, attributes={"a": 1, "b": 2, "c": 3, "d": 4})
+    for wanted in ({"a": 1}, {"z": 0}, {"a": 2, "b": 2, "c": 3, "d": 4, "e": None}):
+        [event] = decide(state, RegisterParticipant("u1", attributes=wanted), env())
+        assert attributes_after(event, state.attributes) == wanted
+
+
+# ---------------------------------------------------------------------------------------------
+# Challenge sections across windows
+
+
+def test_a_new_window_starts_without_the_old_completion() -> None:
+    sections = fold(ChallengeProgressed("c1", "2026-W06", {"o": 3}), {}, "2026-02-03T00:00:00Z")
+    sections = fold(ChallengeCompleted("c1", "2026-W06"), sections, "2026-02-04T00:00:00Z")
+    assert sections["challenges"]["c1"]["completed_at"] == "2026-02-04T00:00:00Z"
+    same = fold(ChallengeProgressed("c1", "2026-W06", {"o": 4}), sections, "2026-02-05T00:00:00Z")
+    assert same["challenges"]["c1"] == {
+        "window": "2026-W06",
+        "progress": {"o": 4},
+        "completed_at": "2026-02-04T00:00:00Z",
+    }
+    later = fold(ChallengeProgressed("c1", "2026-W07", {"o": 1}), sections, "2026-02-10T00:00:00Z")
+    assert later["challenges"]["c1"] == {
+        "window": "2026-W07",
+        "progress": {"o": 1},
+        "completed_at": None,
+    }
+    assert sections["challenges"]["c1"]["window"] == "2026-W06"  # the input is untouched
+
+
+def test_a_completion_without_progress_records_its_window() -> None:
+    sections = fold(ChallengeCompleted("c2", "w9"), {"challenges": {}}, AT)
+    assert sections["challenges"]["c2"] == {"window": "w9", "progress": {}, "completed_at": AT}
