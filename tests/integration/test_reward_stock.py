@@ -122,7 +122,7 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
             log=log,
             reader=ReadModelReader(participants, definitions),
             progress=progress,
-            clock=lambda: datetime.now(UTC),
+            clock=lambda: datetime(2026, 2, 14, 12, 0, tzinfo=UTC),  # pinned: no calendar edge
             new_id=lambda: f"id-{next(ids)}",
             projection_timeout=20.0,
         )
