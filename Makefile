@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test unit integration e2e lint bench compose-up compose-down clean
+.PHONY: install run test unit integration e2e lint mutation bench compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,15 @@ e2e: install
 lint: install
 	$(BIN)/ruff check services projections schemas tests
 
+# Mutation testing of the pure core against tests/unit (docs/mutation.md; not part of `make test`).
+# MUTANTS narrows the run to some mutants, e.g. MUTANTS='schemas.codec.*'. Results persist in
+# mutants/ (a later run re-tests only what changed); `rm -rf mutants` starts afresh.
+MUTANTS ?=
+mutation: install
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python -m tests.mutation_report
+
 bench: install
 	$(BIN)/python -m bench.run
 
@@ -42,4 +51,4 @@ compose-down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache mutants

@@ -8,7 +8,9 @@ a challenge window that changes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
 from typing import Any
 
@@ -38,7 +40,8 @@ from schemas.sections import fold
 from services.participants.commands import AwardPoints, RegisterParticipant
 from services.participants.domain import Env, ParticipantState, decide
 from services.participants.engine import Catalog
-from services.participants.features import streaks, tiers
+from services.participants.features import challenges, streaks, tiers
+from services.participants.features import events as events_feature
 
 NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
 AT = "2026-02-14T10:00:00Z"
@@ -334,3 +337,79 @@ def test_a_new_window_starts_without_the_old_completion() -> None:
 def test_a_completion_without_progress_records_its_window() -> None:
     sections = fold(ChallengeCompleted("c2", "w9"), {"challenges": {}}, AT)
     assert sections["challenges"]["c2"] == {"window": "w9", "progress": {}, "completed_at": AT}
+
+
+# ---------------------------------------------------------------------------------------------
+# Earn-rule conditions at their boundaries
+
+
+@pytest.mark.parametrize(
+    ("conditions", "properties", "expected"),
+    [
+        ({"n": {"eq": 2}}, {"n": 2}, True),
+        ({"n": {"eq": 2}}, {"n": 3}, False),
+        ({"n": {"eq": None}}, {}, False),  # absent is not null
+        ({"n": {"ne": 2}}, {"n": 3}, True),
+        ({"n": {"ne": 2}}, {"n": 2}, False),
+        ({"n": {"ne": 2}}, {}, False),
+        ({"n": {"gt": 2}}, {"n": 2}, False),
+        ({"n": {"gt": 2}}, {"n": 2.5}, True),
+        ({"n": {"gte": 2}}, {"n": 2}, True),
+        ({"n": {"gte": 2}}, {"n": 1.9}, False),
+        ({"n": {"lt": 2}}, {"n": 2}, False),
+        ({"n": {"lt": 2}}, {"n": 1}, True),
+        ({"n": {"lte": 2}}, {"n": 2}, True),
+        ({"n": {"lte": 2}}, {"n": 3}, False),
+        ({"n": {"gt": 0}}, {"n": True}, False),  # a boolean is not a number
+        ({"n": {"gt": "1"}}, {"n": 2}, False),
+        ({"n": {"between": 1}}, {"n": 2}, False),  # an unknown operator never holds
+        ({"n": {"in": [1, 2]}}, {"n": 3}, False),
+        ({"n": {"exists": True}}, {"n": None}, True),
+        ({"n": {"exists": False}}, {"n": 0}, False),
+        ({"a": 1, "b": {"gte": 1}}, {"a": 1, "b": 0}, False),
+        ({"a": 1, "b": {"gte": 1}}, {"a": 1, "b": 1}, True),
+        ({"a": 1}, {"a": 2}, False),
+        (None, {}, True),
+    ],
+)
+def test_conditions_at_their_boundaries(
+    conditions: dict[str, Any] | None, properties: dict[str, Any], expected: bool
+) -> None:
+    assert events_feature.matches(conditions, properties) is expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Instants are written in UTC whatever the process's local zone
+
+
+@pytest.fixture
+def local_zone_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone set to UTC+05:30 (the machine's own is often UTC)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_zone_kolkata")
+def test_instants_are_written_in_utc_whatever_the_local_zone() -> None:
+    moment = datetime(2026, 2, 14, 23, 30, tzinfo=timezone(timedelta(hours=-2)))
+    assert challenges.iso(moment) == "2026-02-15T01:30:00Z"
+    assert streaks.iso(moment) == "2026-02-15T01:30:00Z"
+    assert Env(new_id=lambda: "x", now=moment).at == "2026-02-15T01:30:00Z"
+    assert challenges.moment("2026-02-14T23:30:00-02:00") == datetime(
+        2026, 2, 15, 1, 30, tzinfo=UTC
+    )
+    assert challenges.moment("2026-02-14T23:30:00") == datetime(2026, 2, 14, 23, 30, tzinfo=UTC)
+    assert challenges.moment("2026-02-14T23:30:00").utcoffset() == timedelta(0)
+    assert [challenges.moment(v) for v in ("", None, 5, "yesterday")] == [None] * 4
+
+
+def test_a_row_s_sections_are_read_with_a_default_and_replaced_one_at_a_time() -> None:
+    row = ParticipantRow("t", "u1", sections={"tier": {"code": "gold"}})
+    assert row.section("tier") == {"code": "gold"}
+    assert row.section("badges") is None and row.section("badges", {}) == {}
+    changed = row.with_section("badges", {"b": 1})
+    assert changed.sections == {"tier": {"code": "gold"}, "badges": {"b": 1}}
+    assert row.sections == {"tier": {"code": "gold"}}  # the row itself is unchanged
