@@ -18,6 +18,8 @@ import orjson
 import pytest
 
 import services.participants.features  # noqa: F401 - registers the deciders
+from projections import leaderboards as lb_reads
+from projections.participants.features import leaderboards as lb_periods
 from projections.participants.projector import (
     APPLIED,
     CONFLICT,
@@ -26,6 +28,7 @@ from projections.participants.projector import (
 )
 from schemas.codec import CodecError, decode, encode
 from schemas.events import (
+    BadgeEarned,
     Causation,
     ChallengeCompleted,
     ChallengeProgressed,
@@ -37,10 +40,10 @@ from schemas.events import (
     attributes_after,
 )
 from schemas.sections import fold
-from services.participants.commands import AwardPoints, RegisterParticipant
+from services.participants.commands import AwardBadge, AwardPoints, RegisterParticipant
 from services.participants.domain import Env, ParticipantState, decide
 from services.participants.engine import Catalog
-from services.participants.features import challenges, streaks, tiers
+from services.participants.features import badges, challenges, streaks, tiers
 from services.participants.features import events as events_feature
 
 NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
@@ -413,3 +416,90 @@ def test_a_row_s_sections_are_read_with_a_default_and_replaced_one_at_a_time() -
     changed = row.with_section("badges", {"b": 1})
     assert changed.sections == {"tier": {"code": "gold"}, "badges": {"b": 1}}
     assert row.sections == {"tier": {"code": "gold"}}  # the row itself is unchanged
+
+
+# ---------------------------------------------------------------------------------------------
+# Badges: what an earned badge records, criteria defaults
+
+
+def badge_def(code: str, **body: Any) -> tuple[str, str, str, dict[str, Any]]:
+    return ("badge", f"id-{code}", code, {"name": code.title(), **body})
+
+
+def test_badges_earned_by_criteria_and_by_award_record_name_rarity_and_how() -> None:
+    catalog = Catalog.of(
+        [
+            badge_def("first", rarity="rare", criteria_config={"min_points": 1}),
+            badge_def("gift", rarity="epic", award_type="manual"),
+        ]
+    )
+    events = decide(None, AwardPoints("u1", 1), env(catalog))
+    assert events[-1] == BadgeEarned(code="first", name="First", rarity="rare", manual=False)
+    state = ParticipantState(version=1, sections=fold(events[-1], {}, AT))
+    assert decide(state, AwardBadge("u1", "gift"), env(catalog)) == [
+        BadgeEarned(code="gift", name="Gift", rarity="epic", manual=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "sections", "points", "met"),
+    [
+        ({}, {}, 10**6, False),
+        ({"min_points": 10}, {}, 9, False),
+        ({"min_points": 10}, {}, 10, True),
+        ({"event_name": "login"}, {}, 0, False),
+        ({"event_name": "login"}, {"event_counts": {"login": 1}}, 0, True),
+        ({"event_name": "login", "event_count": 2}, {"event_counts": {"login": 1}}, 0, False),
+        ({"event_name": "login", "event_count": 2}, {"event_counts": {"login": 2}}, 0, True),
+        ({"streak_code": "s"}, {}, 0, False),
+        ({"streak_code": "s"}, {"streaks": {"s": {"longest": 1}}}, 0, True),
+        ({"streak_code": "s"}, {"streaks": {"s": {"count": 5}}}, 0, False),
+        ({"streak_code": "s", "streak_length": 3}, {"streaks": {"s": {"longest": 2}}}, 0, False),
+        ({"streak_code": "s", "streak_length": 3}, {"streaks": {"s": {"longest": 3}}}, 0, True),
+        (
+            {"min_points": 5, "event_name": "login", "streak_code": "s"},
+            {"event_counts": {"login": 1}, "streaks": {"s": {"longest": 1}}},
+            5,
+            True,
+        ),
+        (
+            {"min_points": 5, "event_name": "login", "streak_code": "s"},
+            {"event_counts": {"login": 1}, "streaks": {"s": {"longest": 0}}},
+            5,
+            False,
+        ),
+    ],
+)
+def test_badge_criteria_and_their_defaults(
+    criteria: dict[str, Any], sections: dict[str, Any], points: int, met: bool
+) -> None:
+    assert badges.criteria_met({"criteria_config": criteria}, sections, points) is met
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard periods
+
+
+def test_a_leaderboard_ranks_points_unless_it_names_events() -> None:
+    assert lb_reads.metric_of({}) == "points"
+    assert lb_reads.metric_of({"metric": "points", "event_name": "x"}) == "points"
+    assert lb_reads.metric_of({"metric": "events"}) == "events"
+    assert lb_reads.metric_of({"metric": "events", "event_name": "login"}) == "event:login"
+
+
+@pytest.mark.usefixtures("local_zone_kolkata")
+def test_previous_periods_are_read_in_utc_whatever_the_local_zone() -> None:
+    # 20:00Z on the 14th is already the 15th in Kolkata: UTC decides
+    moment = datetime(2026, 2, 14, 20, 0, tzinfo=UTC)
+    assert lb_periods.period_key("daily", moment) == "2026-02-14"
+    assert lb_periods.previous_period_key("daily", moment) == "2026-02-13"
+    late = datetime(2026, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=5)))  # Feb 28, 20:00Z
+    assert lb_periods.previous_period_key("monthly", late) == "2026-01"
+    assert lb_periods.previous_period_key("daily", datetime(2026, 3, 1, 1, 0)) == "2026-02-28"
+
+
+def test_an_unknown_period_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown period 'hourly'"):
+        lb_periods.previous_period_key("hourly", NOW)
+    with pytest.raises(ValueError, match="unknown period 'hourly'"):
+        lb_periods.period_key("hourly", NOW)
