@@ -45,6 +45,7 @@ from services.participants.domain import Env, ParticipantState, decide
 from services.participants.engine import Catalog
 from services.participants.features import badges, challenges, streaks, tiers
 from services.participants.features import events as events_feature
+from services.participants.features import rewards as reward_rules
 
 NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
 AT = "2026-02-14T10:00:00Z"
@@ -503,3 +504,69 @@ def test_an_unknown_period_is_refused_by_name() -> None:
         lb_periods.previous_period_key("hourly", NOW)
     with pytest.raises(ValueError, match="unknown period 'hourly'"):
         lb_periods.period_key("hourly", NOW)
+
+
+@pytest.mark.parametrize(
+    ("rank", "total", "expected"), [(1, 4, 100.0), (4, 4, 25.0), (2, 3, 66.7), (1, 0, 0.0)]
+)
+def test_percentile(rank: int, total: int, expected: float) -> None:
+    assert lb_reads.percentile(rank, total) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Streak reads
+
+
+def test_the_status_of_a_streak_whose_definition_is_gone_is_every_stored_field() -> None:
+    stored = {
+        "count": 4,
+        "longest": 6,
+        "period": "2026-W07",
+        "last_recorded_at": "2026-02-10T12:00:00Z",
+        "freezes_available": 2,
+    }
+    assert streaks.status("s1", stored, None, at("2026-02-10T13:00:00Z")) == {
+        "code": "s1",
+        "name": "s1",
+        "current_count": 0,
+        "longest_count": 6,
+        "last_recorded_at": "2026-02-10T12:00:00Z",
+        "is_at_risk": False,
+        "period": "weekly",
+        "freezes_available": 2,
+    }
+    assert streaks.status("s2", {}, None, at("2026-02-10T13:00:00Z")) == {
+        "code": "s2",
+        "name": "s2",
+        "current_count": 0,
+        "longest_count": 0,
+        "last_recorded_at": None,
+        "is_at_risk": False,
+        "period": "daily",
+        "freezes_available": 0,
+    }
+
+
+def test_a_definition_without_a_name_shows_the_code() -> None:
+    entry = streaks.status("s3", {}, {"period": "daily"}, at("2026-02-10T13:00:00Z"))
+    assert (entry["name"], entry["longest_count"], entry["current_count"]) == ("s3", 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewards: expiry
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "expired"),
+    [
+        (None, False),
+        ("", False),
+        ("not a date", False),
+        ("2026-02-14T10:00:00Z", True),  # at the instant itself
+        ("2026-02-14T10:00:01Z", False),
+        ("2026-02-14T09:59:59", True),  # naive: UTC
+        ("2026-02-14T11:00:00+02:00", True),  # 09:00Z
+    ],
+)
+def test_a_reward_expires_at_its_instant(expires_at: str | None, expired: bool) -> None:
+    assert reward_rules.expired({"expires_at": expires_at}, NOW) is expired
