@@ -40,9 +40,23 @@ from schemas.events import (
     attributes_after,
 )
 from schemas.sections import fold
-from services.participants.commands import AwardBadge, AwardPoints, RegisterParticipant
-from services.participants.domain import Env, ParticipantState, decide
-from services.participants.engine import Catalog
+from services.participants.commands import (
+    AwardBadge,
+    AwardPoints,
+    RegisterParticipant,
+    UpdateParticipant,
+)
+from services.participants.domain import (
+    MAX_ATTRIBUTE_BYTES,
+    MAX_ATTRIBUTE_KEYS,
+    AttributesTooLarge,
+    Env,
+    ParticipantState,
+    check_attribute_bounds,
+    decide,
+    json_size,
+)
+from services.participants.engine import Catalog, Draft
 from services.participants.features import badges, challenges, streaks, tiers
 from services.participants.features import events as events_feature
 from services.participants.features import rewards as reward_rules
@@ -570,3 +584,141 @@ def test_a_definition_without_a_name_shows_the_code() -> None:
 )
 def test_a_reward_expires_at_its_instant(expires_at: str | None, expired: bool) -> None:
     assert reward_rules.expired({"expires_at": expires_at}, NOW) is expired
+
+
+# ---------------------------------------------------------------------------------------------
+# The draft a decision works on, the catalog
+
+
+def test_a_draft_of_a_new_participant_starts_empty() -> None:
+    draft = Draft(None, catalog=Catalog(), now=NOW, new_id=lambda: "x", at=AT)
+    assert (draft.exists, draft.version, draft.balance, draft.total_earned) == (False, 0, 0, 0)
+    assert (draft.total_spent, draft.sections, draft.events) == (0, {}, [])
+
+
+def test_a_draft_keeps_its_counters_and_sections_as_events_are_added() -> None:
+    state = ParticipantState(
+        version=3, balance=100, total_earned=150, total_spent=50, sections={"x": 1}
+    )
+    draft = Draft(state, catalog=Catalog(), now=NOW, new_id=lambda: "tx9", at=AT)
+    assert (draft.exists, draft.version, draft.balance) == (True, 3, 100)
+    assert (draft.total_earned, draft.total_spent) == (150, 50)
+    draft.add(PointsDeducted("tx1", 30, 70))
+    assert (draft.balance, draft.total_earned, draft.total_spent) == (70, 150, 80)
+    awarded = draft.award(10, "why", {"m": 1})
+    assert awarded == PointsAwarded("tx9", 10, 80, "why", {"m": 1})
+    assert (draft.balance, draft.total_earned, draft.total_spent) == (80, 160, 80)
+    draft.add(TierChanged(code="gold", name="Gold", level=3))
+    assert draft.sections["tier"]["achieved_at"] == AT
+    assert draft.sections["x"] == 1 and state.sections == {"x": 1}
+
+
+def test_the_catalog_keys_leaderboards_by_code_and_orders_tiers_by_level_then_code() -> None:
+    catalog = Catalog.of(
+        [
+            ("leaderboard", "id-l", "weekly", {"name": "W"}),
+            tier("b", 2, 0),
+            tier("a", 2, 0),
+            tier("z", 1, 0),
+        ]
+    )
+    assert catalog.leaderboards == {"weekly": {"name": "W", "id": "id-l", "code": "weekly"}}
+    assert [t["code"] for t in catalog.tiers] == ["z", "a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The projector's edges
+
+
+def test_a_keyed_commit_without_events_applies_and_changes_nothing() -> None:
+    row = ParticipantRow("t", "u1", version=2, balance=5)
+    verdict = apply_commit(row, commit(2), key_used=False)
+    assert (verdict.status, verdict.row, verdict.writes) == (APPLIED, row, ())
+    assert apply_commit(None, commit(0), key_used=False).row is None
+
+
+def test_a_row_created_without_a_registration_dates_from_its_first_commit() -> None:
+    verdict = apply_commit(None, commit(0, PointsAwarded("tx", 5, 5)), key_used=False)
+    assert verdict.row is not None
+    assert (verdict.row.created_at, verdict.row.last_seen_at, verdict.row.balance) == (AT, AT, 5)
+
+
+def test_leaderboard_adds_of_one_batch_merge_per_score_row() -> None:
+    params = [
+        ("t", "points", "daily", "2026-02-14", "u1", 5, "2026-02-14T10:00:00Z"),
+        ("t", "points", "daily", "2026-02-14", "u2", 1, "2026-02-14T10:00:01Z"),
+        ("t", "points", "daily", "2026-02-14", "u1", 7, "2026-02-14T10:00:02Z"),
+        ("t", "points", "weekly", "2026-W07", "u1", 2, "2026-02-14T10:00:03Z"),
+    ]
+    assert lb_periods._merge_adds(params) == [
+        ("t", "points", "daily", "2026-02-14", "u1", 12, "2026-02-14T10:00:02Z"),
+        ("t", "points", "daily", "2026-02-14", "u2", 1, "2026-02-14T10:00:01Z"),
+        ("t", "points", "weekly", "2026-W07", "u1", 2, "2026-02-14T10:00:03Z"),
+    ]
+
+
+def test_leaderboard_instants_are_read_as_utc() -> None:
+    assert lb_periods.parse_instant("2026-02-14T23:30:00-02:00") == datetime(
+        2026, 2, 15, 1, 30, tzinfo=UTC
+    )
+    naive = lb_periods.parse_instant("2026-02-14T23:30:00")
+    assert naive == datetime(2026, 2, 14, 23, 30, tzinfo=UTC)
+    assert naive is not None and naive.utcoffset() == timedelta(0)
+    assert lb_periods.parse_instant("soon") is None
+
+
+@pytest.mark.usefixtures("local_zone_kolkata")
+def test_leaderboard_instants_are_utc_whatever_the_local_zone() -> None:
+    moment = lb_periods.parse_instant("2026-02-14T20:00:00+00:00")
+    assert moment is not None and moment.utcoffset() == timedelta(0)
+    assert lb_periods.period_key("daily", datetime(2026, 2, 14, 20, 0, tzinfo=UTC)) == "2026-02-14"
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec and decision errors name what is wrong
+
+
+def test_codec_errors_name_the_event_type_the_version_and_the_wrong_type() -> None:
+    raw = orjson.loads(encode(commit(3, PointsAwarded("tx", 1, 1))))
+    raw["events"][0]["type"] = "Nope"
+    with pytest.raises(CodecError, match="unknown event type 'Nope'"):
+        decode(orjson.dumps(raw))
+    raw["events"][0] = {"type": "PointsAwarded", "version": 0, "data": {}}
+    with pytest.raises(CodecError, match="no upcaster for PointsAwarded v0"):
+        decode(orjson.dumps(raw))
+    raw = orjson.loads(encode(commit(3, PointsAwarded("tx", 1, 1))))
+    raw["tenant"], raw["expected_version"] = 7, "3"
+    with pytest.raises(CodecError, match="expected a string, got int"):
+        decode(orjson.dumps(raw))
+    raw["tenant"] = "t"
+    with pytest.raises(CodecError, match="expected an integer, got str"):
+        decode(orjson.dumps(raw))
+
+
+def test_an_unknown_command_is_named() -> None:
+    with pytest.raises(TypeError, match="unknown command 'launch'"):
+        decide(None, "launch", env())
+
+
+def test_an_update_of_names_only_or_of_the_avatar_only_changes_them() -> None:
+    state = ParticipantState(version=1, display_name="A", attributes={"k": 1})
+    assert decide(state, UpdateParticipant("u1", display_name="B"), env()) == [
+        ParticipantProfileUpdated(changes={"display_name": "B"})
+    ]
+    assert decide(state, UpdateParticipant("u1", avatar_url="https://x/a.png"), env()) == [
+        ParticipantProfileUpdated(changes={"avatar_url": "https://x/a.png"})
+    ]
+
+
+def test_the_byte_bound_allows_exactly_the_bound_and_a_map_that_does_not_grow() -> None:
+    fill = "x" * (MAX_ATTRIBUTE_BYTES - len('{"a":""}'))
+    exactly = {"a": fill}
+    assert json_size(exactly) == MAX_ATTRIBUTE_BYTES
+    check_attribute_bounds({}, exactly)  # at the bound: allowed
+    over = {"a": fill + "y"}
+    with pytest.raises(AttributesTooLarge, match=f"1 keys, {MAX_ATTRIBUTE_BYTES + 1} bytes"):
+        check_attribute_bounds({}, over)
+    check_attribute_bounds(over, {"a": fill + "z"})  # over, but no larger than before
+    too_many = {f"k{i}": i for i in range(MAX_ATTRIBUTE_KEYS + 1)}
+    with pytest.raises(AttributesTooLarge, match=f"1001 keys, {json_size(too_many)} bytes"):
+        check_attribute_bounds({}, too_many)
