@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.events import ChallengeProgressed, PointsAwarded
+from schemas.events import ChallengeCompleted, ChallengeProgressed, PointsAwarded
 from services.participants.features import challenges
 from tests.unit.test_challenges import NOW, Participant, catalog, challenge, of
 
@@ -66,3 +66,51 @@ def test_window_types_default_to_perpetual() -> None:
     assert challenges.window_type({}) == "perpetual"
     assert challenges.window_type({"window": {"type": "weird"}}) == "perpetual"
     assert challenges.window_type({"window": {"type": "fixed"}}) == "fixed"
+
+
+def test_the_current_window_of_a_rolling_challenge_ends_at_its_end_instant() -> None:
+    definition = catalog(challenge("week", LESSON_X3, window=ROLLING_WEEK)).challenges[0]
+    joined = entry("rolling:2026-03-01T12:00:00Z")
+    end = NOW + timedelta(days=7)
+    assert challenges.current(joined, definition, end - timedelta(seconds=1)) is joined
+    assert challenges.current(joined, definition, end) is None
+
+
+def test_challenges_are_counted_in_display_order_then_code() -> None:
+    obj = {"id": "o1", "event_name": "lesson", "count": 5}
+    p = Participant(catalog(challenge("b", obj, display_order=0), challenge("a", obj)))
+    assert [e.code for e in of(p.track("lesson"), ChallengeProgressed)] == ["a", "b"]
+    p = Participant(catalog(challenge("a", obj, display_order=2), challenge("b", obj)))
+    assert [e.code for e in of(p.track("lesson"), ChallengeProgressed)] == ["b", "a"]
+
+
+def test_a_challenge_skipped_by_an_event_does_not_stop_the_ones_after_it() -> None:
+    other = {"id": "o1", "event_name": "quiz", "count": 5}
+    lesson = {"id": "o1", "event_name": "lesson", "count": 5}
+    closed = {
+        "type": "fixed",
+        "starts_at": "2020-01-01T00:00:00Z",
+        "ends_at": "2020-02-01T00:00:00Z",
+    }
+    p = Participant(
+        catalog(
+            challenge("a_other", other),  # no objective matches
+            challenge("b_closed", lesson, window=closed),  # no open window
+            challenge("c_done", rewards={"points": 1}),  # completed by the first lesson
+            challenge("d_open", lesson),
+        )
+    )
+    p.track("lesson")
+    assert [e.code for e in of(p.track("lesson"), ChallengeProgressed)] == ["d_open"]
+    assert p.challenges["d_open"]["progress"] == {"o1": 2}
+
+
+def test_progress_already_at_a_lowered_target_completes_on_the_next_matching_event() -> None:
+    state_before = Participant(catalog(challenge("c", LESSON_X3)))
+    state_before.track("lesson")
+    state_before.track("lesson")  # progress 2 of 3
+    lowered = {"id": "o1", "event_name": "lesson", "count": 2}
+    p = Participant(catalog(challenge("c", lowered)), state_before.state)
+    events = p.track("lesson")
+    assert of(events, ChallengeProgressed) == []  # progress stays 2 of 2
+    assert [e.code for e in of(events, ChallengeCompleted)] == ["c"]

@@ -722,3 +722,22 @@ def test_the_byte_bound_allows_exactly_the_bound_and_a_map_that_does_not_grow() 
     too_many = {f"k{i}": i for i in range(MAX_ATTRIBUTE_KEYS + 1)}
     with pytest.raises(AttributesTooLarge, match=f"1001 keys, {json_size(too_many)} bytes"):
         check_attribute_bounds({}, too_many)
+
+
+@pytest.mark.usefixtures("local_zone_kolkata")
+def test_parsed_instants_are_utc_whatever_the_local_zone() -> None:
+    moment = challenges.moment("2026-02-14T23:30:00-02:00")
+    assert moment is not None and moment.utcoffset() == timedelta(0)
+    naive = streaks.parse_instant("2026-02-14T10:00:00")
+    assert naive.utcoffset() == timedelta(0) and naive.hour == 10
+
+
+def test_rule_points_default_multiplier_and_cap() -> None:
+    assert events_feature.rule_points({"points_property": "v"}, {"v": 3}) == 3
+    assert events_feature.rule_points({"points_property": "v"}, {"v": 2_000_000}) == 1_000_000
+    assert events_feature.rule_points({"points": 7, "points_property": "v"}, {"v": 3}) == 7
+
+
+def test_removing_an_attribute_that_is_not_there_is_a_no_op() -> None:
+    event = ParticipantProfileUpdated(attributes_removed=["gone"], attributes_set={"a": 1})
+    assert attributes_after(event, {"b": 2}) == {"b": 2, "a": 1}
