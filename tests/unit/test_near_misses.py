@@ -8,14 +8,17 @@ a challenge window that changes.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
 import services.participants.features  # noqa: F401 - registers the deciders
 from projections import leaderboards as lb_reads
@@ -26,6 +29,7 @@ from projections.participants.projector import (
     ParticipantRow,
     apply_commit,
 )
+from schemas import codec as codec_module
 from schemas.codec import CodecError, decode, encode
 from schemas.events import (
     BadgeEarned,
@@ -741,3 +745,42 @@ def test_rule_points_default_multiplier_and_cap() -> None:
 def test_removing_an_attribute_that_is_not_there_is_a_no_op() -> None:
     event = ParticipantProfileUpdated(attributes_removed=["gone"], attributes_set={"a": 1})
     assert attributes_after(event, {"b": 2}) == {"b": 2, "a": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Each upcaster writes a complete record of the next version (its published JSON Schema)
+
+
+def event_schema(name: str) -> Draft202012Validator:
+    path = Path(codec_module.__file__).parent / "json" / "events" / f"{name}.json"
+    return Draft202012Validator(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    ("upcast", "data", "schema"),
+    [
+        (ParticipantProfileUpdated.upcast_v1_v2, {}, "ParticipantProfileUpdated.v2"),
+        (
+            ParticipantProfileUpdated.upcast_v1_v2,
+            {"fields": {"display_name": "J"}},
+            "ParticipantProfileUpdated.v2",
+        ),
+        (
+            ParticipantProfileUpdated.upcast_v2_v3,
+            {"changes": {"attributes": {"a": 1}}},
+            "ParticipantProfileUpdated.v3",
+        ),
+        (ParticipantProfileUpdated.upcast_v2_v3, {"changes": {}}, "ParticipantProfileUpdated.v3"),
+        (
+            PointsAwarded.upcast_v1_v2,
+            {"transaction_id": "tx", "amount": 5, "balance_after": 5, "reason": None},
+            "PointsAwarded.v2",
+        ),
+    ],
+)
+def test_an_upcast_record_is_complete_in_the_next_version(
+    upcast: Any, data: dict[str, Any], schema: str
+) -> None:
+    upcast(data)
+    errors = [e.message for e in event_schema(schema).iter_errors(data)]
+    assert errors == [], data
