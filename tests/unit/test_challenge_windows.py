@@ -97,6 +97,7 @@ def test_a_challenge_skipped_by_an_event_does_not_stop_the_ones_after_it() -> No
             challenge("a_other", other),  # no objective matches
             challenge("b_closed", lesson, window=closed),  # no open window
             challenge("c_done", rewards={"points": 1}),  # completed by the first lesson
+            challenge("c_half", {**lesson, "count": 1}, {**other, "id": "o2"}),  # quiz to go
             challenge("d_open", lesson),
         )
     )
