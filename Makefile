@@ -6,7 +6,7 @@ PYTEST := $(BIN)/python -m pytest
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install tools run test unit integration e2e lint bench kafka-dev compose-up compose-down clean
+.PHONY: install tools run test unit integration e2e lint mutation bench kafka-dev compose-up compose-down clean
 
 # Three layers: what the service needs (`make run`), the tansu dev broker (`make kafka-dev`), and
 # the test tools (`make test`, also `make install`). Each stamp file re-runs when pyproject changes.
@@ -61,6 +61,15 @@ openapi: install
 	mkdir -p build
 	$(BIN)/python -m services.api.openapi build/openapi.json
 
+# Mutation testing of the pure core against tests/unit (docs/mutation.md; not part of `make test`).
+# MUTANTS narrows the run to some mutants, e.g. MUTANTS='schemas.codec.*'. Results persist in
+# mutants/ (a later run re-tests only what changed); `rm -rf mutants` starts afresh.
+MUTANTS ?=
+mutation: install
+	$(BIN)/pip install -e '.[mutation]'
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python -m tests.mutation_report
+
 bench: install
 	$(BIN)/python -m bench.run
 
@@ -72,4 +81,4 @@ compose-down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache mutants

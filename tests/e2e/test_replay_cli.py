@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -444,6 +445,26 @@ def embedded_server(server_factory: Callable) -> Iterator[Server]:
     srv.stop(signal.SIGKILL)
 
 
+async def until_file_opened(proc: subprocess.Popen, path: Path, within: float) -> None:
+    """Wait until process ``proc`` holds ``path`` open (its /proc fd table); fail on exit."""
+    deadline, target = time.monotonic() + within, path.resolve()
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the replay ended early\n{proc.communicate()}"
+        fds = Path(f"/proc/{proc.pid}/fd")
+        with contextlib.suppress(OSError):
+            if any(_link(fd) == target for fd in fds.iterdir()):
+                return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the replay did not open {path} within {within}s")
+
+
+def _link(fd: Path) -> Path | None:
+    try:
+        return Path(os.readlink(fd))
+    except OSError:
+        return None
+
+
 async def test_a_replay_waits_for_another_writer_of_the_read_model_file(
     embedded_server: Server, api_for: Callable[[Server], Api]
 ) -> None:
@@ -466,9 +487,11 @@ async def test_a_replay_waits_for_another_writer_of_the_read_model_file(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 5
-        while proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        # Hold the lock until the replay has the file open and has been kept waiting a while:
+        # released any sooner, the replay may never have met the lock at all.
+        await until_file_opened(proc, read_model_file(embedded_server), within=60)
+        await asyncio.sleep(3)  # the replay's first write (its fresh tables) waits meanwhile
+        assert proc.poll() is None, f"the replay did not wait for the lock\n{proc.communicate()}"
         other.execute("COMMIT")  # the other writer's batch is done
     finally:
         other.close()

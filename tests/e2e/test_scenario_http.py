@@ -11,7 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import ADMIN_KEY, Api
+
+# Expectations name the server's current day, week, month: never across a UTC midnight.
+pytestmark = pytest.mark.usefixtures("clear_of_midnight")
 
 
 def day(n: int) -> str:

@@ -7,7 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import ADMIN_KEY, Api
+
+# Expectations name the server's current day, week, month: never across a UTC midnight.
+pytestmark = pytest.mark.usefixtures("clear_of_midnight")
 
 RECORD_KEYS = {
     "streak_code",

@@ -81,9 +81,13 @@ async def read_all(
         assert time.monotonic() < deadline, f"read {dict(found)} of {expected} records"
         for partition, records in (await source.read(500, 0.2)).items():
             found[partition].extend(records)
-    await asyncio.sleep(0.2)  # nothing more than expected arrives
-    for partition, records in (await source.read(500, 0.2)).items():
-        found[partition].extend(records)
+    # Nothing more can arrive: every partition read is read up to the end of the log.
+    ends = await source.end_offsets()
+    assert {p: rs[-1].offset + 1 for p, rs in found.items()} == {p: ends[p] for p in found}, (
+        dict(found),
+        ends,
+    )
+    assert sum(map(len, found.values())) == expected, dict(found)
     return dict(found)
 
 
@@ -187,10 +191,20 @@ async def test_start_creates_missing_topic_with_requested_partitions(
 async def test_source_waits_for_the_topic_instead_of_auto_creating_it(
     kafka_broker: Broker, kafka_topic: str
 ) -> None:
+    # A source that gave up waiting (a definite event, not a sleep) left no topic behind.
+    impatient = KafkaLogSource(kafka_broker.bootstrap, kafka_topic, group_id=None, topic_wait=1)
+    with pytest.raises(TimeoutError, match=kafka_topic):
+        await impatient.start(starting_at({}, []))
+    await impatient.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    await admin.start()
+    try:
+        assert kafka_topic not in await admin.list_topics()
+    finally:
+        await admin.close()
+    # A patient one, started before the topic exists, starts once it is created.
     source = KafkaLogSource(kafka_broker.bootstrap, kafka_topic, group_id=None, topic_wait=10)
     starting = asyncio.create_task(source.start(starting_at({}, [])))
-    await asyncio.sleep(0.5)
-    assert not starting.done()
     log = await started_log(kafka_broker, kafka_topic, 3)
     try:
         await asyncio.wait_for(starting, 10)

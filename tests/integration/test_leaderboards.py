@@ -14,6 +14,10 @@ import itertools
 import random
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from eventsourcing.persistence import StoredEvent
 
 from projections.db import Database, rows
 from projections.leaderboards import LeaderboardQueries, percentile, ranking_key
@@ -22,6 +26,7 @@ from projections.participants.schema import STATEMENTS, table_names
 from projections.participants.store import ParticipantStore, participant_store
 from projections.rebuild import swap_in
 from projections.replay import READ_MODELS, ReplayOptions, replay
+from projections.sources.sqlite import SqliteLogSource
 from schemas.events import (
     Causation,
     Commit,
@@ -30,7 +35,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
 )
-from services.adapters.memory_event_log import InMemoryEventLog
+from services.adapters.sqlite_event_log import open_log_recorder
 from tests.builders import TOPIC, records
 
 NOW = datetime(2026, 2, 14, 12, 0, tzinfo=UTC)  # a Saturday in ISO week 2026-W07
@@ -223,23 +228,35 @@ def test_sql_ranking_matches_the_rule_on_random_data_with_many_ties(db: Database
             assert q.ranks_of(c, prev_key, pids) == {p: before[p] for p in pids if p in before}
 
 
+def sqlite_log(path: Path, commits: list[Commit]) -> SqliteLogSource:
+    """``commits`` as the records of an embedded log file at ``path``, and a reader of it."""
+    recorder = open_log_recorder(str(path))
+    for record in records(*commits):
+        commit_id = orjson.loads(record.value)["commit_id"]
+        recorder.insert_events([StoredEvent(commit_id, 1, "gamify.commit", record.value)])
+    recorder.datastore.close()
+    return SqliteLogSource(str(path), TOPIC)
+
+
 def test_a_replay_rebuilds_the_same_scores_and_swaps_them_in(
-    db: Database, store: ParticipantStore, database_url: str
+    db: Database, store: ParticipantStore, database_url: str, tmp_path: Path
 ) -> None:
     h = sample(store)
-    log = InMemoryEventLog(TOPIC)
-    log.values = [r.value for r in records(*h.commits)]
+    log = sqlite_log(tmp_path / "log.db", h.commits)
+    try:
+        replays_rebuild_the_same_scores(h, db, store, database_url, log)
+    finally:
+        log.close()
 
+
+def replays_rebuild_the_same_scores(
+    h: History, db: Database, store: ParticipantStore, database_url: str, log: SqliteLogSource
+) -> None:
     def options(**kw: object) -> ReplayOptions:
-        def source() -> InMemoryEventLog:
-            copy = InMemoryEventLog(TOPIC)
-            copy.values = list(log.values)
-            return copy
-
         return ReplayOptions(
             database_url=database_url,
             topic=TOPIC,
-            new_source=source,
+            new_source=lambda: log,  # as `gamify replay` does on the embedded log
             end_offsets=log.end_offsets,
             settle_timeout=10,
             out=io.StringIO(),

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -29,9 +31,10 @@ from projections.participants.store import PROJECTION, participant_store
 from projections.progress import Progress
 from projections.rebuild import compare, drop_tables
 from projections.replay import READ_MODELS
+from projections.sources.sqlite import SqliteLogSource
 from schemas.codec import decode
-from services.adapters.memory_event_log import InMemoryEventLog
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.adapters.sqlite_event_log import SqliteEventLog
 from services.definitions.handlers import create_definition
 from services.participants.commands import (
     UNSET,
@@ -54,6 +57,7 @@ from services.participants.handlers import (
     Result,
     execute,
 )
+from tests.builders import TOPIC
 
 TABLES = READ_MODELS["participants"]
 TENANTS = ("t1", "t2")
@@ -203,12 +207,45 @@ class Clock:
 async def run_example(
     db: Database, live_suffix: str, check_suffix: str, plan: list[list[tuple[str, Command, Any]]]
 ) -> tuple[list[Any], dict[tuple[str, str], int], Counter[str]]:
-    log = InMemoryEventLog()
+    """The plan on a fresh embedded SQLite log (a real durable log, in a temporary folder)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "log.db")
+        source = SqliteLogSource(path, TOPIC)
+        log = SqliteEventLog(path, on_append=source.wake)
+        try:
+            return await run_on_log(log, source, db, live_suffix, check_suffix, plan)
+        finally:
+            log.close()
+            source.close()
+
+
+async def logged_values(path: str) -> list[bytes]:
+    """Every record value of the embedded log at ``path``, in offset order."""
+    reader = SqliteLogSource(path, TOPIC)
+    try:
+        await reader.start(lambda partitions: _zero())
+        return [r.value for r in (await reader.read(1_000_000, 0)).get(0, [])]
+    finally:
+        reader.close()
+
+
+async def _zero() -> dict[int, int]:
+    return {}
+
+
+async def run_on_log(
+    log: SqliteEventLog,
+    source: SqliteLogSource,
+    db: Database,
+    live_suffix: str,
+    check_suffix: str,
+    plan: list[list[tuple[str, Command, Any]]],
+) -> tuple[list[Any], dict[tuple[str, str], int], Counter[str]]:
     live = participant_store(db, suffix=live_suffix)
     await asyncio.to_thread(live.create_table)
     queries = ParticipantQueries(db, suffix=live_suffix)
     definitions = DefinitionQueries(db, suffix=live_suffix)  # no definitions: an empty catalog
-    progress = Progress(lambda p: queries.next_offset(log.topic, p))
+    progress = Progress(lambda p: queries.next_offset(TOPIC, p))
     ids = itertools.count()
     clock = Clock()
 
@@ -225,7 +262,7 @@ async def run_example(
     processes = [new_deps(), new_deps()]
     stop = asyncio.Event()
     projector = asyncio.create_task(
-        runner.run(log, live, stop, on_advance=progress.advance, poll_timeout=0.02)
+        runner.run(source, live, stop, on_advance=progress.advance, poll_timeout=0.02)
     )
     catalog_reader = DefinitionStateReader(definitions)
     for tenant in TENANTS:
@@ -255,21 +292,25 @@ async def run_example(
         await asyncio.wait_for(projector, 10)
     assert not projector.exception()
 
-    for value in log.values:  # which engine events the example produced
+    values = await logged_values(log.path)
+    for value in values:  # which engine events the example produced
         outcomes.update(f"event:{e.TYPE}" for e in decode(value).events)
-    end = await log.end_offsets()
-    assert live.next_offsets(log.topic, [0]) == ({0: end[0]} if end[0] else {})
+    end = await source.end_offsets()
+    assert end == {0: len(values)}
+    assert live.next_offsets(TOPIC, [0]) == ({0: end[0]} if end[0] else {})
 
     # Replay the same records from offset 0 into fresh tables.
     check = participant_store(db, suffix=check_suffix)
     await asyncio.to_thread(check.create_table)
-    source = InMemoryEventLog(log.topic)
-    source.values = list(log.values)
-    stats = await asyncio.wait_for(
-        runner.run(source, check, asyncio.Event(), until=end, poll_timeout=0.02), 30
-    )
-    assert stats.records == len(log.values)
-    assert check.next_offsets(log.topic, [0]) == live.next_offsets(log.topic, [0])
+    again = SqliteLogSource(log.path, TOPIC)
+    try:
+        stats = await asyncio.wait_for(
+            runner.run(again, check, asyncio.Event(), until=end, poll_timeout=0.02), 30
+        )
+    finally:
+        again.close()
+    assert stats.records == len(values)
+    assert check.next_offsets(TOPIC, [0]) == live.next_offsets(TOPIC, [0])
 
     with db.transaction(commit=False) as c:
         differences = compare((db, c), (db, c), TABLES, live_suffix, check_suffix)
@@ -277,7 +318,7 @@ async def run_example(
         outcomes.update(r[0] for r in rows(c))
         c.execute(f"SELECT tenant, participant_id, balance FROM participants{live_suffix}")  # noqa: S608
         balances = {(r[0], r[1]): r[2] for r in rows(c)}
-    assert len(log.values) == outcomes["applied"] + outcomes["conflict"] + outcomes["duplicate"]
+    assert len(values) == outcomes["applied"] + outcomes["conflict"] + outcomes["duplicate"]
     # The live projection itself agrees with what the handler acknowledged.
     assert balances == {k: expected.get(k, 0) for k in balances}, (
         "live balances differ from the acknowledged awards and deducts"

@@ -5,8 +5,8 @@ PointsDeducted at version 1 (no ``metadata``), ParticipantProfileUpdated at vers
 instead of ``changes``) and at version 2 (``changes.attributes`` holding the whole merged map,
 read as a replacement by it: c-15 and c-16 give the same row as the version 2 code gave), mixed
 with current-version events, over three participants in two tenants, with one duplicate (reused idempotency key) and one stale (conflicting) commit. The
-lines are stored as they are (never re-encoded) in the embedded SQLite log or an in-memory log,
-replayed into a fresh SQLite or PostgreSQL store, and the read models are compared with values
+lines are stored as they are (never re-encoded) in the embedded SQLite log, replayed (by
+replay() and by the live projector's runner) into a fresh SQLite or PostgreSQL store, and the read models are compared with values
 worked out by hand below.
 """
 
@@ -32,7 +32,6 @@ from projections.participants.store import participant_store
 from projections.replay import ReplayOptions, replay
 from projections.sources.sqlite import SqliteLogSource
 from schemas.events import EVENT_CLASSES
-from services.adapters.memory_event_log import InMemoryEventLog
 from services.adapters.sqlite_event_log import open_log_recorder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "log_v1.jsonl"
@@ -198,15 +197,20 @@ def test_the_fixture_has_the_commit_envelope_with_old_event_versions() -> None:
 # Replaying it
 
 
-async def replay_sqlite_log(tmp_path: Path, database_url: str) -> int:
-    """The lines as records of the embedded log, rebuilt by `gamify replay`'s replay()."""
+def sqlite_log_of_fixture(tmp_path: Path) -> str:
+    """The lines as records of the embedded log, stored as they are; the log file's path."""
     path = str(tmp_path / "log.db")
     recorder = open_log_recorder(path)
     for line in fixture_lines():
         commit_id = json.loads(line)["commit_id"]
         recorder.insert_events([StoredEvent(commit_id, 1, "gamify.commit", line)])
     recorder.datastore.close()
-    source = SqliteLogSource(path, TOPIC)
+    return path
+
+
+async def replay_sqlite_log(tmp_path: Path, database_url: str) -> int:
+    """The embedded log of the lines, rebuilt by `gamify replay`'s replay()."""
+    source = SqliteLogSource(sqlite_log_of_fixture(tmp_path), TOPIC)
     try:
         result = await replay(
             ReplayOptions(
@@ -223,24 +227,26 @@ async def replay_sqlite_log(tmp_path: Path, database_url: str) -> int:
     return result.commits
 
 
-async def replay_memory_log(db: Database) -> int:
-    """The lines as the values of an in-memory log, projected by the runner up to its end."""
-    log = InMemoryEventLog(TOPIC)
-    log.values = fixture_lines()
-    store = participant_store(db)
-    await asyncio.to_thread(store.create_table)
-    stats = await runner.run(log, store, asyncio.Event(), until=await log.end_offsets())
+async def project_sqlite_log(tmp_path: Path, db: Database) -> int:
+    """The embedded log of the lines, projected by the live projector's runner up to its end."""
+    source = SqliteLogSource(sqlite_log_of_fixture(tmp_path), TOPIC)
+    try:
+        store = participant_store(db)
+        await asyncio.to_thread(store.create_table)
+        stats = await runner.run(source, store, asyncio.Event(), until=await source.end_offsets())
+    finally:
+        source.close()
     return stats.records
 
 
-@pytest.mark.parametrize("log_kind", ["sqlite-log", "memory-log"])
+@pytest.mark.parametrize("reader", ["replay", "runner"])
 async def test_an_old_format_log_replays_into_the_hand_computed_read_models(
-    log_kind: str, database_url: str, db: Database, tmp_path: Path
+    reader: str, database_url: str, db: Database, tmp_path: Path
 ) -> None:
-    if log_kind == "sqlite-log":
+    if reader == "replay":
         replayed = await replay_sqlite_log(tmp_path, database_url)
     else:
-        replayed = await replay_memory_log(db)
+        replayed = await project_sqlite_log(tmp_path, db)
     assert replayed == 17
 
     queries = ParticipantQueries(db)

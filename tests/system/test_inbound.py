@@ -429,8 +429,13 @@ def redelivered(inbound: Inbound) -> Redelivery:
             msg("points.deduct", "frank", amount=10),  # insufficient: dead-lettered
             msg("points.award", "frank", amount=100),
         )
+        # The same bytes twice without a key: two awards, which a redelivery must not make four.
+        keyless = json.dumps(msg("points.award", "gina", amount=4)).encode()
+        inbound.touched.add(("acme", "gina"))
+        await inbound.publish("acme:gina", keyless, keyless)
         await inbound.wait_profile("erin", lambda p: p["display_name"] == "B")
         await inbound.wait_profile("frank", lambda p: p["points"]["total_earned"] == 105)
+        await inbound.wait_profile("gina", lambda p: p["points"]["total_earned"] == 8)
         ends = dict(inbound.ends)
         await eventually(
             lambda: committed(inbound.broker, inbound.topic, inbound.group),
@@ -470,8 +475,8 @@ async def test_redelivery_applies_nothing_twice(inbound: Inbound, redelivered: R
         if redelivered.before[key] != redelivered.after[key]
     }
     assert not changed, f"redelivery changed participants: {changed}"
-    if ("acme", "dave") in redelivered.after:  # the keyless pair: still two awards, not four
-        assert redelivered.after[("acme", "dave")][0]["points"]["balance"] == 8
+    # the keyless pair: still two awards, not four
+    assert redelivered.after[("acme", "gina")][0]["points"]["balance"] == 8
 
 
 async def test_redelivered_noop_command_stays_a_noop(
