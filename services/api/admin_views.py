@@ -14,24 +14,14 @@ from services.api.keys import (
     queries_key,
 )
 from services.api.middlewares import principal
-from services.api.requests import clock, context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, issued_id, json_body
 from services.definitions.domain import KINDS, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
 from services.participants.domain import Refused
 from services.participants.evaluate import Candidate, evaluate_definition
 from services.participants.features.evaluation import EVALUATED_KINDS, unevaluable
 from services.participants.features.tiers import min_points
-from services.validation import CONTROL, ValidationFailed, validate
-
-
-def _id(request: web.Request) -> str:
-    """The definition id of the path; ids never hold control characters, so one that does is
-    unknown (and never reaches a store that refuses NUL)."""
-    id_ = request.match_info["id"]
-    if CONTROL.search(id_):
-        raise NotFound(f"Unknown definition id: {id_!r}")
-    return id_
-
+from services.validation import ValidationFailed, validate
 
 SCAN_PAGE = 500  # participants read per page while evaluating
 
@@ -92,7 +82,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def _resolve(request: web.Request, kind: str) -> str:
     """The id of the definition the path names, by id or else by code (404 if neither)."""
-    ref = request.match_info["id"]
+    ref = issued_id(request, "id")
     found = await asyncio.to_thread(
         request.app[definition_queries_key].by_id_or_code, principal(request).tenant, kind, ref
     )

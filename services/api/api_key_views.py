@@ -11,7 +11,7 @@ from aiohttp import web
 from services.api.errors import Forbidden
 from services.api.keys import api_key_queries_key, api_key_reader_key, deps_key
 from services.api.middlewares import principal
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import context, dumps, int_query, issued_id, json_body
 from services.keys.domain import ApiKeyNotFound
 from services.keys.handlers import issue_api_key, revoke_api_key
 from services.participants.handlers import Context
@@ -66,7 +66,7 @@ async def list_keys(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     """200 with the revoked key's listing; every API process refuses the key from now on."""
     tenant = _tenant(request)
-    id_ = request.match_info["id"]
+    id_ = issued_id(request, "id")
     await revoke_api_key(
         request.app[deps_key], request.app[api_key_reader_key], _unkeyed(request), id_
     )

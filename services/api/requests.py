@@ -11,10 +11,17 @@ from aiohttp import web
 
 from schemas import codec
 from services.api.access import request_id
+from services.api.errors import NotFound
 from services.api.keys import deps_key
 from services.api.middlewares import principal
 from services.participants.handlers import Context
-from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, check_field, validate
+from services.validation import (
+    CONTROL,
+    IDEMPOTENCY_KEY_PATTERN,
+    ValidationFailed,
+    check_field,
+    validate,
+)
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -45,6 +52,18 @@ def path_id(request: web.Request, name: str, command: str) -> str:
     """A path parameter held to the rule of the field ``name`` of ``command``'s schema."""
     value = request.match_info[name]
     check_field(command, name, value, ["path", name])
+    return value
+
+
+def issued_id(request: web.Request, name: str) -> str:
+    """A path id Gamify issued (a definition, webhook, delivery or API key id, or a code).
+
+    Such ids never hold control characters, so one that does names nothing: 404, and it never
+    reaches a store that would refuse it (PostgreSQL refuses NUL in text).
+    """
+    value = request.match_info[name]
+    if CONTROL.search(value):
+        raise NotFound(f"Not found: {name}")
     return value
 
 

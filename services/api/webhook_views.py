@@ -23,7 +23,7 @@ from services.api.keys import (
     webhook_outbox_key,
 )
 from services.api.middlewares import principal
-from services.api.requests import clock, context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, issued_id, json_body
 from services.definitions.domain import WEBHOOK, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
 from services.validation import ValidationFailed, validate
@@ -193,7 +193,7 @@ async def redeliver(request: web.Request) -> web.Response:
     tenant = _admin(request)
     found = await _found(request)
     outbox = request.app[webhook_outbox_key]
-    ident = request.match_info["delivery_id"]
+    ident = issued_id(request, "delivery_id")
     if not await asyncio.to_thread(outbox.redeliver, tenant, found.id, ident, time.time()):
         raise NotFound(f"Delivery not found: {ident}")
     delivery = await asyncio.to_thread(outbox.get, tenant, found.id, ident)
@@ -202,7 +202,7 @@ async def redeliver(request: web.Request) -> web.Response:
 
 
 async def _found(request: web.Request, id_: str | None = None) -> Any:
-    ident = id_ or request.match_info["webhook_id"]
+    ident = id_ or issued_id(request, "webhook_id")
     found = await asyncio.to_thread(
         request.app[definition_queries_key].by_id, principal(request).tenant, WEBHOOK, ident
     )

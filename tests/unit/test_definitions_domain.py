@@ -34,31 +34,31 @@ def test_an_existing_code_even_inactive_is_a_duplicate_named_in_the_message() ->
 
 def test_an_update_records_only_the_fields_that_change() -> None:
     changes = {"code": "gold", "id": "other", "name": "Gold", "level": 4, "color": "#fd0"}
-    assert decide_update(GOLD, changes) == [
+    assert decide_update(GOLD, changes, "tier") == [
         DefinitionUpdated(changes={"level": 4, "color": "#fd0"})
     ]
 
 
 def test_an_update_that_changes_nothing_decides_nothing() -> None:
-    assert decide_update(GOLD, {"name": "Gold", "code": "gold", "is_active": True}) == []
-    assert decide_update(GOLD, {}) == []
+    assert decide_update(GOLD, {"name": "Gold", "code": "gold", "is_active": True}, "tier") == []
+    assert decide_update(GOLD, {}, "tier") == []
 
 
 def test_is_active_is_compared_with_the_state_not_the_body() -> None:
     inactive = DefinitionState(version=3, id="d-1", code="gold", body={}, is_active=False)
-    assert decide_update(inactive, {"is_active": True}) == [
+    assert decide_update(inactive, {"is_active": True}, "tier") == [
         DefinitionUpdated(changes={"is_active": True})
     ]
-    assert decide_update(inactive, {"is_active": False}) == []
+    assert decide_update(inactive, {"is_active": False}, "tier") == []
 
 
 def test_a_field_set_to_null_where_it_was_absent_changes_nothing() -> None:
-    assert decide_update(GOLD, {"color": None}) == []
+    assert decide_update(GOLD, {"color": None}, "tier") == []
 
 
 def test_the_code_cannot_change() -> None:
     with pytest.raises(CodeIsImmutable, match="^code cannot be changed; create a new definition"):
-        decide_update(GOLD, {"code": "platinum"})
+        decide_update(GOLD, {"code": "platinum"}, "tier")
 
 
 def test_deleting_deactivates_once() -> None:

@@ -102,7 +102,7 @@ LADDER = Catalog.of(
 def test_next_tier_is_the_next_automatic_one_not_the_highest(
     level: int | None, expected: str | None
 ) -> None:
-    upcoming = tiers.next_tier(LADDER, level)
+    upcoming = tiers.next_tier(LADDER, level, -1)  # below every threshold: none is pending
     assert (upcoming["code"] if upcoming else None) == expected
 
 
@@ -610,7 +610,7 @@ def test_a_draft_keeps_its_counters_and_sections_as_events_are_added() -> None:
     draft.add(PointsDeducted("tx1", 30, 70))
     assert (draft.balance, draft.total_earned, draft.total_spent) == (70, 150, 80)
     awarded = draft.award(10, "why", {"m": 1})
-    assert awarded == PointsAwarded("tx9", 10, 80, "why", {"m": 1})
+    assert awarded == PointsAwarded("tx9", 10, 80, "why", {"m": 1}, base_amount=10)
     assert (draft.balance, draft.total_earned, draft.total_spent) == (80, 160, 80)
     draft.add(TierChanged(code="gold", name="Gold", level=3))
     assert draft.sections["tier"]["achieved_at"] == AT
