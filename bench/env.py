@@ -51,6 +51,18 @@ class Sizes:
 
 
 FULL = Sizes("full", events=1_000_000, participants=100_000)
+# `make bench-fast`: the projection and replay figures in under two minutes, same workload shape
+# (10 commits per participant, 6 partitions) at a tenth of the size; ratios are comparable to
+# FULL's only roughly, since the tables are ten times smaller.
+FAST = Sizes(
+    "fast",
+    events=100_000,
+    participants=10_000,
+    raw_runs=2,
+    projection_cap=30.0,
+    pg_cap=15.0,
+    replay_cap=30.0,
+)
 QUICK = Sizes(
     "quick",
     events=20_000,
