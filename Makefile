@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test unit integration e2e lint bench bench-fast kafka-dev compose-up compose-down clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install tools run test unit integration e2e lint bench bench-fast kafka-dev compose-up compose-down clean
 
 # Three layers: what the service needs (`make run`), the tansu dev broker (`make kafka-dev`), and
 # the test tools (`make test`, also `make install`). Each stamp file re-runs when pyproject changes.
@@ -30,13 +32,22 @@ run: $(VENV)/.runtime
 kafka-dev: $(VENV)/.dev
 	$(BIN)/gamify dev-broker
 
-test: install
+# System tools the tests need beyond the venv: stunnel, the TLS proxy of the Kafka TLS tests.
+# Idempotent: installs the Debian package only when no stunnel is on PATH.
+tools:
+	@command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "make: install stunnel (TLS tests need it)" >&2; exit 1; }; \
+		echo "make: installing stunnel4 (TLS proxy of the Kafka TLS tests)"; \
+		$(SUDO) apt-get install -y -qq stunnel4 >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq stunnel4; }; }
+
+test: install tools
 	$(PYTEST) -q tests
 
 unit: install
 	$(PYTEST) -q tests/unit
 
-integration: install
+integration: install tools
 	$(PYTEST) -q -m integration tests
 
 e2e: install

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge
 
 COMMITS = Counter(
     "gamify_projector_commits_total",
-    "Commits the projector handled, by verdict (applied, rejected, redelivered, invalid)",
+    "Records the projector handled, by verdict (applied, rejected, redelivered, quarantined)",
     ["projection", "verdict"],
 )
 BATCHES = Counter("gamify_projector_batches_total", "Batches committed", ["projection"])
@@ -14,4 +14,14 @@ LAG = Gauge(
     "gamify_projector_lag_records",
     "Records on the log the projection has not applied yet, per partition",
     ["projection", "partition"],
+)
+QUARANTINED = Counter(
+    "gamify_projector_quarantined_total",
+    "Records set aside because they cannot be applied, by kind (decode, value, store, engine)",
+    ["projection", "kind"],
+)
+QUARANTINE_OPEN = Gauge(
+    "gamify_projector_quarantined_records",
+    "Quarantined records no operator has retried or acknowledged yet (read from the store)",
+    ["projection"],
 )

@@ -19,7 +19,7 @@ class BatchStats(Protocol):
     applied: int
     rejected: int
     redelivered: int
-    invalid: int
+    quarantined: dict[str, int]
 
 
 class BatchStore(Protocol):
@@ -92,6 +92,9 @@ def _reached(positions: dict[int, int], until: dict[int, int] | None) -> bool:
 
 def _count(projection: str, done: BatchStats) -> None:
     metrics.BATCHES.labels(projection).inc()
-    for verdict in ("applied", "rejected", "redelivered", "invalid"):
+    for verdict in ("applied", "rejected", "redelivered"):
         if amount := getattr(done, verdict):
             metrics.COMMITS.labels(projection, verdict).inc(amount)
+    for kind, amount in done.quarantined.items():
+        metrics.COMMITS.labels(projection, "quarantined").inc(amount)
+        metrics.QUARANTINED.labels(projection, kind).inc(amount)

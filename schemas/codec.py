@@ -10,6 +10,8 @@ a CodecError, exactly as before).
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -43,6 +45,7 @@ def encode(commit: Commit) -> bytes:
                 "source": commit.causation.source,
                 "request_id": commit.causation.request_id,
                 "idempotency_key": commit.causation.idempotency_key,
+                **_fingerprint(commit.causation),
             },
             "events": [encode_event(e) for e in commit.events],
         }
@@ -53,6 +56,21 @@ def encode_event(event: Event) -> dict[str, Any]:
     """The JSON object of one event: type, version and data."""
     data = {f.name: getattr(event, f.name) for f in fields(event)}
     return {"type": event.TYPE, "version": event.class_version, "data": data}
+
+
+def _fingerprint(causation: Causation) -> dict[str, str]:
+    # Written only when there is one, so commits without it keep their old bytes.
+    return {} if causation.fingerprint is None else {"fingerprint": causation.fingerprint}
+
+
+def fingerprint(fields_: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a request's fields as canonical JSON (sorted keys), without its key.
+
+    ``fields_`` is what the command was built from: the HTTP body plus path parameters, or an
+    inbound message without ``command`` and ``tenant``; ``idempotency_key`` is left out.
+    """
+    payload = {k: v for k, v in fields_.items() if k != "idempotency_key"}
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def headers(commit: Commit) -> list[tuple[str, bytes]]:
@@ -77,6 +95,7 @@ class _RawCausation(msgspec.Struct):
     source: str | None = None
     request_id: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
 
 
 class _RawCommit(msgspec.Struct):
@@ -127,7 +146,9 @@ def _decode_typed(value: bytes) -> Commit:
         participant_id=raw.participant_id,
         expected_version=raw.expected_version,
         recorded_at=raw.recorded_at,
-        causation=Causation(c.command, c.source or "http", c.request_id, c.idempotency_key),
+        causation=Causation(
+            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint
+        ),
         events=tuple(events),
         stream=raw.stream or PARTICIPANT,
     )
@@ -148,6 +169,7 @@ def _decode_generic(value: bytes) -> Commit:
                 source=_str(causation.get("source") or "http"),
                 request_id=causation.get("request_id"),
                 idempotency_key=causation.get("idempotency_key"),
+                fingerprint=causation.get("fingerprint"),
             ),
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),

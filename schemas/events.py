@@ -278,12 +278,17 @@ PARTICIPANT, DEFINITION, REWARD = "participant", "definition", "reward"
 
 @dataclass(frozen=True, slots=True)
 class Causation:
-    """Why a commit exists: which command, from where, under which idempotency key."""
+    """Why a commit exists: which command, from where, under which idempotency key.
+
+    ``fingerprint`` (with a key only) is the request's ``schemas.codec.fingerprint``: the same key
+    sent again with another fingerprint is a different request (422), not a retry.
+    """
 
     command: str
     source: str = "http"
     request_id: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,13 @@ def fold(event: Event, sections: Sections, at: str) -> Sections:
 
 @fold.register
 def _(event: TierChanged, sections: Sections, at: str) -> Sections:
-    tier = {"code": event.code, "name": event.name, "level": event.level, "color": event.color,
-            "achieved_at": at}
+    tier = {
+        "code": event.code,
+        "name": event.name,
+        "level": event.level,
+        "color": event.color,
+        "achieved_at": at,
+    }
     return {**sections, "tier": tier}
 
 
@@ -63,8 +68,11 @@ def _(event: EventTracked, sections: Sections, at: str) -> Sections:
 @fold.register
 def _(event: StreakExtended, sections: Sections, at: str) -> Sections:
     streak = {
-        "count": event.count, "longest": event.longest, "period": event.period,
-        "last_recorded_at": event.recorded_at, "freezes_available": event.freezes_available,
+        "count": event.count,
+        "longest": event.longest,
+        "period": event.period,
+        "last_recorded_at": event.recorded_at,
+        "freezes_available": event.freezes_available,
         "freezes_granted_through": event.freezes_granted_through,
     }
     return {**sections, "streaks": {**sections.get("streaks", {}), event.code: streak}}

@@ -8,20 +8,19 @@ import errno
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from services import dev_key
 from services.api.app import create_app
 from services.api.auth import KeyRing
 from services.api.docs_views import DOCS_PATH
+from services.api.server import listen, serve
 from services.config import ConfigError, Settings
+from services.quarantine_cli import add_quarantine_parser, quarantine_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dev_broker_command(args.port)
     if args.command == "keys":
         return keys_command(settings, args.action)
+    if args.command == "quarantine":
+        return quarantine_command(settings, args, lambda: _replay_log(settings))
     return replay_command(settings, args)
 
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="listen address (default: GAMIFY_HTTP_HOST or 127.0.0.1)")
         sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
     _add_replay_parser(commands)
+    add_quarantine_parser(commands)
     broker = commands.add_parser(
         "dev-broker",
         help="run the bundled tansu Kafka broker (in memory) for trying the Kafka shape",
@@ -95,10 +97,17 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     try:
-        sock = _listen(host, port)  # before the key is made: a taken port changes nothing
+        sock = listen(host, port)  # before the key is made: a taken port changes nothing
     except OSError as exc:
         print(f"gamify: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
+    try:
+        # Before anything opens: aiohttp does not close the contexts started before a failing one.
+        _check_kafka(settings, inbound="inbound" in roles)
+    except _kafka_refusals(settings) as exc:  # one line, not a traceback
+        sock.close()
+        print(f"gamify {command}: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 3
     key_ring = _key_ring(settings)
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
@@ -115,23 +124,17 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     app = create_app(settings, key_ring=key_ring, roles=roles)
     docs = f"API docs: http://{_url_host(host)}:{port}{DOCS_PATH}" if "api" in roles else ""
     try:
-        web.run_app(
+        serve(
             app,
             sock=sock,
+            read_timeout=settings.http_read_timeout,
             print=lambda line: print(f"{line}\n{docs}" if docs else line, flush=True),
-            access_log=None,
         )
     except Exception as exc:  # a start-up failure (broker, store): one line, traceback at DEBUG
         logging.getLogger("gamify").debug("serve failed", exc_info=True)
         print(f"gamify {command}: failed: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (bound here so a taken port is known up front)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=128)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
@@ -151,7 +154,29 @@ def _url_host(host: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, ConfigError) or text.startswith(type(exc).__name__):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def _check_kafka(settings: Settings, *, inbound: bool) -> None:
+    """Create or check Gamify's topics; raises what ``_kafka_refusals`` names."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import ensure_gamify_topics
+
+    asyncio.run(ensure_gamify_topics(settings, inbound=inbound))
+
+
+def _kafka_refusals(settings: Settings) -> tuple[type[Exception], ...]:
+    """What start-up raises when the Kafka log cannot be used as configured."""
+    if not settings.kafka_bootstrap_servers:
+        return (ConfigError,)
+    from aiokafka.errors import KafkaError
+
+    from services.adapters.kafka_topics import TopicConfigError
+
+    return (ConfigError, TopicConfigError, KafkaError)
 
 
 def _key_ring(settings: Settings) -> KeyRing:
@@ -311,7 +336,11 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return USAGE
-    new_source, end_offsets, close = _replay_log(settings)
+    try:
+        new_source, end_offsets, close = _replay_log(settings)
+    except ConfigError as exc:
+        print(f"gamify replay: configuration error: {exc}", file=sys.stderr)
+        return USAGE
     opts = ReplayOptions(
         database_url=settings.read_model_url,
         topic=settings.participant_events_topic,
@@ -329,6 +358,7 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         try:
+            await _check_log(settings)
             return await replay(opts)
         finally:
             await close()
@@ -364,16 +394,36 @@ def _cause(exc: BaseException, settings: Settings, args: argparse.Namespace) -> 
     return _one_line(exc)
 
 
+async def _check_log(settings: Settings) -> None:
+    """Refuse (TopicConfigError) to replay a Kafka topic that could have lost events."""
+    if not settings.kafka_bootstrap_servers:
+        return
+    from services.adapters.kafka_clients import client_options, topic_policy
+    from services.adapters.kafka_topics import check_history_topic
+
+    await check_history_topic(
+        settings.kafka_bootstrap_servers,
+        settings.participant_events_topic,
+        policy=topic_policy(settings),
+        client_id="gamify-replay",
+        connection=client_options(settings.kafka_security),
+    )
+
+
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
     """A factory of group-less log sources, an end-offsets probe, and how to close it."""
     topic = settings.participant_events_topic
     if settings.kafka_bootstrap_servers:
         from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+        from services.adapters.kafka_clients import client_options
 
         bootstrap = settings.kafka_bootstrap_servers
-        probe = KafkaEndOffsets(bootstrap, topic)
+        connection = client_options(settings.kafka_security)
+        probe = KafkaEndOffsets(bootstrap, topic, connection=connection)
         return (
-            lambda: KafkaLogSource(bootstrap, topic, group_id=None, client_id="gamify-replay"),
+            lambda: KafkaLogSource(
+                bootstrap, topic, group_id=None, client_id="gamify-replay", connection=connection
+            ),
             probe,
             probe.stop,
         )

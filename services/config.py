@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -21,6 +21,37 @@ class ApiKeySpec:
     admin: bool = False
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How Kafka clients authenticate and encrypt; the password never appears in ``repr``.
+
+    ``security_protocol`` is Kafka's ``security.protocol``; the ``ssl_*`` files are PEM paths
+    (only with SSL or SASL_SSL); the ``sasl_*`` fields are needed with SASL_PLAINTEXT or SASL_SSL.
+    """
+
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable; see the README's Configuration table."""
@@ -33,16 +64,22 @@ class Settings:
     kafka_partitions: int = 6
     kafka_idempotence: bool = True
     kafka_session_timeout_ms: int = 10_000
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+    kafka_allow_finite_retention: bool = False
+    kafka_security: KafkaSecurity = KafkaSecurity()
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     write_timeout: float = 10.0
     max_body_bytes: int = 256 * 1024
+    http_read_timeout: float = 10.0
     log_level: str = "INFO"
     ready_max_lag: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         env = {k: v for k, v in environ.items() if k.startswith("GAMIFY_") and v != ""}
+        replication = _int(env, "GAMIFY_KAFKA_REPLICATION_FACTOR", 1, minimum=1)
         return cls(
             api_keys=parse_api_keys(env.get("GAMIFY_API_KEYS", "")),
             data_dir=Path(env.get("GAMIFY_DATA_DIR", "data")),
@@ -54,10 +91,15 @@ class Settings:
             kafka_session_timeout_ms=_int(
                 env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000
             ),
+            kafka_replication_factor=replication,
+            kafka_min_insync_replicas=_min_insync_replicas(env, replication),
+            kafka_allow_finite_retention=_bool(env, "GAMIFY_KAFKA_ALLOW_FINITE_RETENTION", False),
+            kafka_security=kafka_security(env),
             http_host=env.get("GAMIFY_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,
             max_body_bytes=_int(env, "GAMIFY_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            http_read_timeout=_int(env, "GAMIFY_HTTP_READ_TIMEOUT_MS", 10_000, minimum=100) / 1000,
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
             ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
         )
@@ -86,19 +128,92 @@ class Settings:
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKeySpec, ...]:
-    """Parse ``TENANT:KEY`` or ``TENANT:KEY:admin`` items separated by commas."""
+    """Parse ``TENANT:KEY`` or ``TENANT:KEY:admin`` items separated by commas.
+
+    An error names the item by its position (1-based), never by its text: the text is a key.
+    """
     specs = []
-    for item in (part.strip() for part in raw.split(",")):
+    for position, item in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not item:
             continue
         parts = item.split(":")
         if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["admin"]):
             raise ConfigError(
-                f"GAMIFY_API_KEYS item {item.split(':')[0]!r}:...: expected TENANT:KEY or "
-                "TENANT:KEY:admin"
+                f"GAMIFY_API_KEYS item {position}: expected TENANT:KEY or TENANT:KEY:admin"
             )
         specs.append(ApiKeySpec(parts[0], parts[1], admin=parts[2:] == ["admin"]))
     return tuple(specs)
+
+
+def kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    """The GAMIFY_KAFKA_SECURITY_PROTOCOL, _SSL_* and _SASL_* variables, checked together.
+
+    Raises ConfigError naming the variable (never its value when it is a secret).
+    """
+    protocol = (
+        _choice(env, "GAMIFY_KAFKA_SECURITY_PROTOCOL", None, SECURITY_PROTOCOLS) or "PLAINTEXT"
+    )
+    security = KafkaSecurity(
+        security_protocol=protocol,
+        ssl_cafile=env.get("GAMIFY_KAFKA_SSL_CAFILE"),
+        ssl_certfile=env.get("GAMIFY_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=env.get("GAMIFY_KAFKA_SSL_KEYFILE"),
+        ssl_key_password=env.get("GAMIFY_KAFKA_SSL_KEY_PASSWORD"),
+        ssl_check_hostname=_bool(env, "GAMIFY_KAFKA_SSL_CHECK_HOSTNAME", True),
+        sasl_mechanism=_choice(env, "GAMIFY_KAFKA_SASL_MECHANISM", None, SASL_MECHANISMS),
+        sasl_username=env.get("GAMIFY_KAFKA_SASL_USERNAME"),
+        sasl_password=env.get("GAMIFY_KAFKA_SASL_PASSWORD"),
+    )
+    tls_only = {
+        "GAMIFY_KAFKA_SSL_CAFILE": security.ssl_cafile,
+        "GAMIFY_KAFKA_SSL_CERTFILE": security.ssl_certfile,
+        "GAMIFY_KAFKA_SSL_KEYFILE": security.ssl_keyfile,
+        "GAMIFY_KAFKA_SSL_KEY_PASSWORD": security.ssl_key_password,
+        "GAMIFY_KAFKA_SSL_CHECK_HOSTNAME": env.get("GAMIFY_KAFKA_SSL_CHECK_HOSTNAME"),
+    }
+    sasl_only = {
+        "GAMIFY_KAFKA_SASL_MECHANISM": security.sasl_mechanism,
+        "GAMIFY_KAFKA_SASL_USERNAME": security.sasl_username,
+        "GAMIFY_KAFKA_SASL_PASSWORD": security.sasl_password,
+    }
+    for name, value in tls_only.items():
+        if value is not None and not security.uses_tls:
+            raise ConfigError(
+                f"{name} is set but GAMIFY_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS;"
+                " set GAMIFY_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            )
+    for name, value in sasl_only.items():
+        if security.uses_sasl and value is None:
+            raise ConfigError(f"GAMIFY_KAFKA_SECURITY_PROTOCOL={protocol} needs {name}")
+        if value is not None and not security.uses_sasl:
+            raise ConfigError(
+                f"{name} is set but GAMIFY_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL;"
+                " set GAMIFY_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT"
+            )
+    if security.ssl_keyfile is not None and security.ssl_certfile is None:
+        raise ConfigError("GAMIFY_KAFKA_SSL_KEYFILE is set without GAMIFY_KAFKA_SSL_CERTFILE")
+    return security
+
+
+def _min_insync_replicas(env: Mapping[str, str], replication: int) -> int:
+    value = _int(env, "GAMIFY_KAFKA_MIN_INSYNC_REPLICAS", 1, minimum=1)
+    if value > replication:
+        raise ConfigError(
+            f"GAMIFY_KAFKA_MIN_INSYNC_REPLICAS={value} exceeds GAMIFY_KAFKA_REPLICATION_FACTOR="
+            f"{replication}: no write could ever be acknowledged"
+        )
+    return value
+
+
+def _choice(
+    env: Mapping[str, str], name: str, default: str | None, allowed: tuple[str, ...]
+) -> str | None:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if raw.upper() not in allowed:
+        raise ConfigError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+    return raw.upper()
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

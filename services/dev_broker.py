@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,25 @@ def _bundled_tansu() -> str:
 
 
 class TansuBroker:
-    """A tansu broker process (in-memory storage) on a local port; stop it, or restart it."""
+    """A tansu broker process (in-memory storage) on a local port; stop it, or restart it.
 
-    def __init__(self, binary: str, port: int) -> None:
+    With ``advertised_port`` the broker tells clients to connect there instead (a TLS proxy in
+    front of it, see tests/tls.py); ``client_options`` are what a client needs to connect
+    there (used by the readiness probe).
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        port: int,
+        *,
+        advertised_port: int | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.binary = binary
         self.port = port
-        self.bootstrap = f"127.0.0.1:{port}"
+        self.bootstrap = f"127.0.0.1:{advertised_port or port}"
+        self.client_options = dict(client_options or {})
         self.kind = "tansu"
         self.idempotence_supported = False
         self._process: subprocess.Popen[bytes] | None = None
@@ -85,7 +99,7 @@ class TansuBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.bootstrap}",
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -149,7 +163,11 @@ class TansuBroker:
                 )
             if port_in_use(self.port):
                 try:
-                    wait_until_ready(self.bootstrap, timeout=max(0.5, deadline - time.monotonic()))
+                    wait_until_ready(
+                        self.bootstrap,
+                        timeout=max(0.5, deadline - time.monotonic()),
+                        options=self.client_options,
+                    )
                     return
                 except BrokerStartError as exc:
                     last = exc
@@ -175,8 +193,10 @@ def start_tansu(port: int | None = None, *, attempts: int = 3) -> TansuBroker:
     raise last
 
 
-def wait_until_ready(bootstrap: str, timeout: float) -> None:
-    """Block until an admin client can fetch cluster metadata from ``bootstrap``."""
+def wait_until_ready(
+    bootstrap: str, timeout: float, options: Mapping[str, Any] | None = None
+) -> None:
+    """Block until an admin client (with ``options``) can fetch cluster metadata."""
     deadline = time.monotonic() + timeout
 
     async def probe() -> None:
@@ -185,7 +205,9 @@ def wait_until_ready(bootstrap: str, timeout: float) -> None:
 
         last: BaseException | None = None
         while time.monotonic() < deadline:
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=bootstrap, request_timeout_ms=5000, **(options or {})
+            )
             try:
                 await admin.start()
                 await admin.list_topics()  # names no topic, so nothing gets auto-created

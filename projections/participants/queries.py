@@ -28,6 +28,7 @@ class OutcomeRow:
     status: str
     command: str
     events: list[dict[str, Any]]
+    fingerprint: str | None = None  # of the request that used the key (idempotent() only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +151,14 @@ class ParticipantQueries(TableSql):
 
     def idempotent(self, tenant: str, participant_id: str, key: str) -> OutcomeRow | None:
         found = self._one(
-            "SELECT o.commit_id, o.status, o.command, o.events FROM {idempotency_keys} k "
-            "JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
+            "SELECT o.commit_id, o.status, o.command, o.events, f.fingerprint "
+            "FROM {idempotency_keys} k JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
+            "LEFT JOIN {idempotency_fingerprints} f ON f.tenant = k.tenant "
+            "AND f.participant_id = k.participant_id AND f.idempotency_key = k.idempotency_key "
             "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
             (tenant, participant_id, key),
         )
-        return _outcome(found) if found else None
+        return _outcome(found, fingerprint=found[4]) if found else None
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The projector's position on one partition (last applied offset + 1)."""
@@ -170,5 +173,6 @@ class ParticipantQueries(TableSql):
         self._one("SELECT 1", ())
 
 
-def _outcome(found: Any) -> OutcomeRow:
-    return OutcomeRow(found[0], found[1], found[2], orjson.loads(found[3]) if found[3] else [])
+def _outcome(found: Any, *, fingerprint: str | None = None) -> OutcomeRow:
+    events = orjson.loads(found[3]) if found[3] else []
+    return OutcomeRow(found[0], found[1], found[2], events, fingerprint)

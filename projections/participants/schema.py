@@ -173,14 +173,46 @@ register_table(
     )
 )
 
+# The request fingerprint of a key (schemas.codec.fingerprint), when its commit carried one.
+# A table of its own rather than a column, so stores created before it need no migration: a key
+# without a row here was recorded without a fingerprint and never counts as a different request.
 register_table(
     Table(
-        "rejected_records",
-        """CREATE TABLE IF NOT EXISTS {rejected_records} (
+        "idempotency_fingerprints",
+        """CREATE TABLE IF NOT EXISTS {idempotency_fingerprints} (
+    tenant TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (tenant, participant_id, idempotency_key))""",
+        ("tenant", "participant_id", "idempotency_key"),
+        per_participant=True,
+    )
+)
+
+# A record the projector could not apply (projections/poison.py says which): its position, what
+# could be read of its commit (sanitised), the error and the bytes' digest, never the bytes.
+# ``status``: quarantined, acknowledged (an operator saw it), retried (``verdict`` says how).
+register_table(
+    Table(
+        "quarantined_records",
+        """CREATE TABLE IF NOT EXISTS {quarantined_records} (
     topic TEXT NOT NULL,
     log_partition INTEGER NOT NULL,
     log_offset BIGINT NOT NULL,
+    commit_id TEXT,
+    stream TEXT,
+    tenant TEXT,
+    participant_id TEXT,
+    command TEXT,
+    recorded_at TEXT,
+    kind TEXT NOT NULL,
+    error_type TEXT NOT NULL,
     error TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    verdict TEXT,
     PRIMARY KEY (topic, log_partition, log_offset))""",
         ("topic", "log_partition", "log_offset"),
     )
@@ -224,9 +256,33 @@ register_statement(
     ),
 )
 register_statement(
-    "rejected_insert",
+    "fingerprint_insert",
     (
-        "INSERT INTO {rejected_records} (topic, log_partition, log_offset, error) "
+        "INSERT INTO {idempotency_fingerprints} (tenant, participant_id, idempotency_key, "
+        "fingerprint) VALUES (?, ?, ?, ?)"
+    ),
+)
+register_statement(
+    "quarantine_insert",
+    (
+        "INSERT INTO {quarantined_records} (topic, log_partition, log_offset, commit_id, stream, "
+        "tenant, participant_id, command, recorded_at, kind, error_type, error, digest, size, "
+        "status, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING"
+    ),
+)
+register_statement(
+    "outcome_quarantined",
+    (
+        "INSERT INTO {commit_outcomes} (commit_id, tenant, participant_id, status, command, "
+        "events, log_partition, log_offset, stream) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING"
+    ),
+)
+register_statement(
+    "idempotency_quarantined",
+    (
+        "INSERT INTO {idempotency_keys} (tenant, participant_id, idempotency_key, commit_id) "
         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
     ),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -25,6 +25,15 @@ from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Write
 from projections.participants.schema import MERGES, STATEMENTS, TABLES, table_names
 from projections.participants.stream import row_from_db, row_to_db
+from projections.poison import (
+    UnknownStream,
+    check_storable,
+    diagnose,
+    digest,
+    is_poison,
+    sanitise,
+    storable,
+)
 from projections.streams import STREAMS, StreamProjection
 from schemas.codec import CodecError, decode, encode_event
 from schemas.events import Commit
@@ -55,12 +64,20 @@ def tracking_name(topic: str, partition: int, suffix: str = "") -> str:
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counts of what one batch did."""
+    """Counts of what one batch did; ``quarantined`` by kind (decode, value, store, engine)."""
 
     applied: int = 0
     rejected: int = 0
     redelivered: int = 0
-    invalid: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchStats) -> BatchStats:
+        self.applied += other.applied
+        self.rejected += other.rejected
+        self.redelivered += other.redelivered
+        for kind, n in other.quarantined.items():
+            self.quarantined[kind] = self.quarantined.get(kind, 0) + n
+        return self
 
 
 class ParticipantStore:
@@ -104,8 +121,60 @@ class ParticipantStore:
         """Fold ``records`` (one partition, ascending offsets) into the read models.
 
         Records below the stored position are re-deliveries and are skipped; the new position is
-        written with the rows, so a crash anywhere neither loses nor doubles a commit.
+        written with the rows, so a crash anywhere neither loses nor doubles a commit. A record
+        that cannot be applied (projections/poison.py) is quarantined in the transaction that
+        moves the position past it, and the others are applied; an infrastructure error raises.
         """
+        try:
+            return self._apply(topic, partition, records)
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            logger.warning(
+                "batch %s/%s/%s-%s failed (%s); isolating the record that fails",
+                topic,
+                partition,
+                records[0].offset,
+                records[-1].offset,
+                diagnose(exc).message,
+            )
+        return self._isolate(topic, partition, records)
+
+    def _isolate(self, topic: str, partition: int, records: list[LogRecord]) -> BatchStats:
+        """Apply a failed batch in halves, each in its own transaction, down to the poison."""
+        if len(records) == 1:
+            return self._apply_or_quarantine(topic, partition, records[0])
+        stats = BatchStats()
+        middle = len(records) // 2
+        for half in (records[:middle], records[middle:]):
+            try:
+                stats.add(self._apply(topic, partition, half))
+            except Exception as exc:
+                if not is_poison(exc):
+                    raise
+                stats.add(self._isolate(topic, partition, half))
+        return stats
+
+    def _apply_or_quarantine(self, topic: str, partition: int, record: LogRecord) -> BatchStats:
+        failure: Exception | None = None
+        for _ in range(2):  # failing twice alone tells a poison record from a one-off failure
+            try:
+                return self._apply(topic, partition, [record])
+            except Exception as exc:
+                if not is_poison(exc):
+                    raise
+                failure = exc
+        assert failure is not None
+        return self._apply(topic, partition, [record], poison={record.offset: failure})
+
+    def _apply(
+        self,
+        topic: str,
+        partition: int,
+        records: list[LogRecord],
+        poison: dict[int, BaseException] | None = None,
+    ) -> BatchStats:
+        """One transaction: apply ``records`` (quarantine those in ``poison``) and the position."""
         stats = BatchStats()
         with self.db.transaction(commit=True) as c:
             next_offset = self.lock_position(c, topic, partition)
@@ -113,26 +182,70 @@ class ParticipantStore:
             stats.redelivered = len(records) - len(fresh)
             if not fresh:
                 return stats
-            decoded = [(r, self._decode(topic, r)) for r in fresh]
+            read = [(r, *self._read(r, (poison or {}).get(r.offset))) for r in fresh]
             if self.only is not None:
-                decoded = [(r, cm) for r, cm in decoded if cm is not None and self.only(cm)]
-            batch = _Batch(self.sql, c, [cm for _, cm in decoded if cm is not None])
-            for record, commit in decoded:
-                if commit is None:
-                    batch.writes.append(
-                        Write(
-                            "rejected_insert",
-                            (topic, record.partition, record.offset, "not a gamify commit"),
-                        )
-                    )
-                    stats.invalid += 1
-                else:
+                read = [(r, cm, e) for r, cm, e in read if cm is not None and self.only(cm)]
+            good = [cm for _, cm, e in read if cm is not None and e is None]
+            known = [cm.commit_id for _, cm, e in read if cm is not None and e is not None]
+            batch = _Batch(self.sql, c, good, [i for i in known if storable(i)])
+            for record, commit, error in read:
+                if error is None and commit is not None:
                     batch.apply(commit, record, stats)
+                else:
+                    batch.quarantine(topic, record, commit, error, stats)  # type: ignore[arg-type]
             batch.flush()
             self._insert_tracking(  # type: ignore[attr-defined]
                 c, Tracking(tracking_name(topic, partition, self.suffix), fresh[-1].offset + 1)
             )
         return stats
+
+    def _read(
+        self, record: LogRecord, failure: BaseException | None = None
+    ) -> tuple[Commit | None, BaseException | None]:
+        """The record's commit (None if unreadable) and why it is poison (None if it is not yet)."""
+        try:
+            commit = decode(record.value)
+        except CodecError as exc:
+            return None, failure or exc
+        try:
+            check_storable(record.value)
+        except ValueError as exc:
+            return commit, failure or exc
+        return commit, failure
+
+    def retry(self, topic: str, record: LogRecord) -> str:
+        """Apply a quarantined ``record`` again, after a fix, at today's state; its verdict.
+
+        Holds the partition's position lock (the live projector waits), drops the commit's
+        ``quarantined`` outcome and key, and folds it with the usual version check: ``applied``,
+        or ``conflict`` when its stream moved on meanwhile (a later commit was decided without
+        it), or ``duplicate``. The position does not move. A poison error raises and changes
+        nothing; ``gamify replay`` is the full repair (it applies the record in its place).
+        """
+        with self.db.transaction(commit=True) as c:
+            self.lock_position(c, topic, record.partition)
+            commit, error = self._read(record)
+            if error is not None:
+                raise error
+            assert commit is not None
+            c.execute(
+                self.sql("DELETE FROM {commit_outcomes} WHERE commit_id = ? AND status = ?"),
+                (commit.commit_id, "quarantined"),
+            )
+            c.execute(
+                self.sql("DELETE FROM {idempotency_keys} WHERE commit_id = ?"), (commit.commit_id,)
+            )
+            batch = _Batch(self.sql, c, [commit])
+            verdict = batch.apply(commit, record, BatchStats())
+            batch.flush()
+            c.execute(
+                self.sql(
+                    "UPDATE {quarantined_records} SET status = ?, verdict = ? "
+                    "WHERE topic = ? AND log_partition = ? AND log_offset = ?"
+                ),
+                ("retried", verdict, topic, record.partition, record.offset),
+            )
+        return verdict
 
     def lock_position(self, c: Any, topic: str, partition: int) -> int:
         """In transaction ``c``: the partition's position, locked until commit where needed."""
@@ -140,19 +253,6 @@ class ParticipantStore:
 
     def _lock_position(self, c: Any, name: str) -> int:
         return self._max_tracking_id(name, c) or 0  # type: ignore[attr-defined, no-any-return]
-
-    def _decode(self, topic: str, record: LogRecord) -> Commit | None:
-        try:
-            return decode(record.value)
-        except CodecError as exc:
-            logger.error(
-                "skipping unreadable record %s/%s/%s: %s",
-                topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            return None
 
 
 class SqliteParticipantStore(ParticipantStore, SQLiteTrackingRecorder):
@@ -200,7 +300,13 @@ def participant_store(
 class _Batch:
     """Everything one batch reads, loaded set-wise up front; everything it writes, at the end."""
 
-    def __init__(self, sql: Callable[[str], str], c: Any, commits: list[Commit]) -> None:
+    def __init__(
+        self,
+        sql: Callable[[str], str],
+        c: Any,
+        commits: list[Commit],
+        quarantined_ids: Sequence[str] = (),
+    ) -> None:
         self.sql, self.c = sql, c
         self.streams: dict[str, StreamProjection] = {}
         self.writes: list[Write] = []
@@ -211,7 +317,7 @@ class _Batch:
             if name in STREAMS:
                 self.streams[name] = STREAMS[name]()
                 self.streams[name].load(self._select_in, mine)
-        ids = sorted({(c.commit_id,) for c in commits})
+        ids = sorted({(c.commit_id,) for c in commits} | {(i,) for i in quarantined_ids})
         self.commit_ids = {
             f[0]
             for f in self._select_in(
@@ -259,21 +365,18 @@ class _Batch:
             found.extend(rows(self.c))
         return found
 
-    def apply(self, commit: Commit, record: LogRecord, stats: BatchStats) -> None:
+    def apply(self, commit: Commit, record: LogRecord, stats: BatchStats) -> str:
+        """Fold one commit; its verdict (applied, conflict, duplicate, or redelivered)."""
         if commit.commit_id in self.commit_ids:
             stats.redelivered += 1
-            return
-        self.commit_ids.add(commit.commit_id)
+            return "redelivered"
         stream = self.streams.get(commit.stream)
+        if stream is None:
+            raise UnknownStream(f"commit {commit.commit_id!r}: unknown stream {commit.stream!r}")
+        self.commit_ids.add(commit.commit_id)
         key = commit.causation.idempotency_key
         ident = (commit.tenant, commit.participant_id, key)
-        if stream is None:
-            logger.error(
-                "commit %s: unknown stream %r, recorded as invalid", commit.commit_id, commit.stream
-            )
-            status, writes = "invalid", []
-        else:
-            status, writes = stream.apply(commit, key_used=key is not None and ident in self.keys)
+        status, writes = stream.apply(commit, key_used=key is not None and ident in self.keys)
         events = None
         if status == APPLIED:
             self.writes.extend(writes)
@@ -281,25 +384,78 @@ class _Batch:
             if key is not None:
                 self.keys.add(ident)  # type: ignore[arg-type]
                 self.writes.append(Write("idempotency_insert", (*ident, commit.commit_id)))
+                if commit.causation.fingerprint is not None:
+                    self.writes.append(
+                        Write("fingerprint_insert", (*ident, commit.causation.fingerprint))
+                    )
             stats.applied += 1
         else:
             stats.rejected += 1
+        self.writes.append(Write("outcome_insert", _outcome(commit, record, status, events)))
+        return status
+
+    def quarantine(
+        self,
+        topic: str,
+        record: LogRecord,
+        commit: Commit | None,
+        error: BaseException,
+        stats: BatchStats,
+    ) -> None:
+        """Set ``record`` aside with its error and digest; its commit's outcome is ``quarantined``.
+
+        The commit's idempotency key then answers "quarantined" to a retry of the same request
+        (until an operator retries the record), instead of deciding and appending again.
+        """
+        if commit is not None and commit.commit_id in self.commit_ids:
+            stats.redelivered += 1  # a second copy of a commit already decided
+            return
+        info = diagnose(error)
+        stats.quarantined[info.kind] = stats.quarantined.get(info.kind, 0) + 1
+        logger.error(
+            "quarantining %s/%s/%s (commit %s, %s %s): %s",
+            topic,
+            record.partition,
+            record.offset,
+            sanitise(commit.commit_id) if commit is not None else "unreadable",
+            info.kind,
+            info.error_type,
+            info.message,
+        )
+        about = (
+            (commit.commit_id, commit.stream, commit.tenant, commit.participant_id)
+            if commit is not None
+            else (None, None, None, None)
+        )
         self.writes.append(
             Write(
-                "outcome_insert",
+                "quarantine_insert",
                 (
-                    commit.commit_id,
-                    commit.tenant,
-                    commit.participant_id,
-                    status,
-                    commit.causation.command,
-                    events,
+                    topic,
                     record.partition,
                     record.offset,
-                    commit.stream,
+                    *[None if v is None else sanitise(v) for v in about],
+                    None if commit is None else sanitise(commit.causation.command),
+                    None if commit is None else sanitise(commit.recorded_at, 40),
+                    info.kind,
+                    info.error_type,
+                    info.message,
+                    digest(record.value),
+                    len(record.value),
+                    "quarantined",
+                    None,
                 ),
             )
         )
+        if commit is None or not all(map(storable, (*about, commit.causation.command))):
+            return
+        self.commit_ids.add(commit.commit_id)
+        self.writes.append(Write("outcome_quarantined", _outcome(commit, record, "quarantined")))
+        key = commit.causation.idempotency_key
+        ident = (commit.tenant, commit.participant_id, key)
+        if key is not None and storable(key) and ident not in self.keys:
+            self.keys.add(ident)  # type: ignore[arg-type]
+            self.writes.append(Write("idempotency_quarantined", (*ident, commit.commit_id)))
 
     def flush(self) -> None:
         for stream in self.streams.values():
@@ -310,3 +466,19 @@ class _Batch:
         for statement, params in grouped.items():
             merge = MERGES.get(statement)
             self.c.executemany(self.sql(STATEMENTS[statement]), merge(params) if merge else params)
+
+
+def _outcome(
+    commit: Commit, record: LogRecord, status: str, events: str | None = None
+) -> tuple[Any, ...]:
+    return (
+        commit.commit_id,
+        commit.tenant,
+        commit.participant_id,
+        status,
+        commit.causation.command,
+        events,
+        record.partition,
+        record.offset,
+        commit.stream,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -51,6 +51,7 @@ class KafkaLogSource:
         session_timeout_ms: Group session timeout; some brokers hold a new group's first join
             for up to half of it.
         topic_wait: Seconds ``start()`` waits for the topic to exist.
+        connection: TLS/SASL options given to every aiokafka client this source makes.
     """
 
     def __init__(
@@ -63,8 +64,10 @@ class KafkaLogSource:
         session_timeout_ms: int = 10_000,
         topic_wait: float = 30.0,
         fetch_max_wait_ms: int = 20,
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.connection = dict(connection or {})
         self.topic = topic
         self.group_id = group_id
         self.client_id = client_id
@@ -94,6 +97,7 @@ class KafkaLogSource:
             # Read-your-writes waits on this consumer: some brokers (tansu) hold a fetch for the
             # whole max wait even when data arrives, so keep it short (idle cost: ~50 fetches/s).
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            **self.connection,
         )
         await consumer.start()
         self._consumer = consumer
@@ -194,7 +198,9 @@ class KafkaLogSource:
                 try:
                     if admin is None:
                         admin = AIOKafkaAdminClient(
-                            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+                            bootstrap_servers=self.bootstrap_servers,
+                            client_id=self.client_id,
+                            **self.connection,
                         )
                         await admin.start()
                     if self.topic in await admin.list_topics():
@@ -241,10 +247,16 @@ class KafkaEndOffsets:
     """End offsets of a topic's partitions, from a consumer that never joins a group or reads."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, *, client_id: str = "gamify-lag"
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        client_id: str = "gamify-lag",
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
+        self.connection = dict(connection or {})
         self.client_id = client_id
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -254,6 +266,7 @@ class KafkaEndOffsets:
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=self.client_id,
                 enable_auto_commit=False,
+                **self.connection,
             )
             await consumer.start()
             self._consumer = consumer

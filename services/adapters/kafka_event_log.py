@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import UnknownError
@@ -14,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas import codec
 from schemas.events import Commit
 from schemas.log import LogPosition
-from services.adapters.kafka_topics import ensure_topics
+from services.adapters.kafka_topics import TopicPolicy, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,10 @@ class KafkaEventLog:
         bootstrap_servers: Kafka bootstrap servers, ``host:port[,host:port...]``.
         topic: The participant-events topic.
         partitions: Partition count used when the topic has to be created.
-        replication_factor: Replication factor used when the topic has to be created.
+        policy: Replication and retention of the topic (created or checked; see kafka_topics).
         idempotence: Enable the idempotent producer (needs broker support for InitProducerId).
         client_id: Client id reported to the broker.
+        connection: TLS/SASL client options (services.adapters.kafka_clients.client_options).
     """
 
     def __init__(
@@ -104,18 +106,18 @@ class KafkaEventLog:
         topic: str,
         *,
         partitions: int = 6,
-        replication_factor: int = 1,
+        policy: TopicPolicy | None = None,
         idempotence: bool = True,
         client_id: str = "gamify-api",
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
-        if replication_factor < 1:
-            raise ValueError("replication_factor must be at least 1")
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.partitions = partitions
-        self.replication_factor = replication_factor
+        self.policy = policy or TopicPolicy()
+        self.connection = dict(connection or {})
         self.idempotence = idempotence
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
@@ -131,6 +133,7 @@ class KafkaEventLog:
             acks="all",
             enable_idempotence=self.idempotence,
             partitioner=Murmur2Partitioner(),
+            **self.connection,
         )
         try:
             await producer.start()
@@ -163,10 +166,12 @@ class KafkaEventLog:
         return LogPosition(metadata.partition, metadata.offset)
 
     async def ensure_topic(self) -> None:
-        """Create the topic with the configured partitions unless it already exists."""
+        """Create the topic unless it exists; refuse (TopicConfigError) one that loses events."""
         await ensure_topics(
             self.bootstrap_servers,
             {self.topic: self.partitions},
-            replication_factor=self.replication_factor,
+            history={self.topic},
+            policy=self.policy,
             client_id=self.client_id,
+            connection=self.connection,
         )

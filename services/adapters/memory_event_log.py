@@ -20,7 +20,11 @@ class InMemoryEventLog:
         self._appended = asyncio.Event()
 
     async def append(self, commit: Commit) -> LogPosition:
-        self.values.append(encode(commit))
+        return self.append_value(encode(commit))
+
+    def append_value(self, value: bytes) -> LogPosition:
+        """Append raw bytes, as another (perhaps broken) producer on the topic would."""
+        self.values.append(value)
         self._appended.set()
         return LogPosition(0, len(self.values) - 1)
 

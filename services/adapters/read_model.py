@@ -75,7 +75,7 @@ class ReadModelReader:
 def _outcome(row: OutcomeRow | None) -> CommitOutcome | None:
     if row is None:
         return None
-    return CommitOutcome(row.commit_id, row.status, row.command, row.events)
+    return CommitOutcome(row.commit_id, row.status, row.command, row.events, row.fingerprint)
 
 
 class DefinitionStateReader:

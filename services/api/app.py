@@ -27,6 +27,7 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
 from services.api.keys import (
@@ -44,6 +45,7 @@ from services.api.keys import (
 )
 from services.api.middlewares import auth_middleware
 from services.api.ops_views import metrics_middleware
+from services.api.quarantine_ops import quarantine_ctx
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -69,9 +71,12 @@ def create_app(
 ) -> web.Application:
     """The Gamify app; ``event_log`` (an EventLog that is also a LogSource) replaces the real log."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[access_middleware, metrics_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
+        # aiohttp's own access log quotes the query string; services.api.access writes ours.
+        handler_args={"access_log": None},
     )
+    app.on_response_prepare.append(stamp_response)
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
     app.cleanup_ctx.append(read_model_ctx)
@@ -83,6 +88,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(embedded_log_ctx)
     app.cleanup_ctx.append(lag_ctx)
+    app.cleanup_ctx.append(quarantine_ctx)
     if roles & {"api", "inbound"}:
         app.cleanup_ctx.append(deps_ctx)
     if "projector" in roles:
@@ -129,24 +135,31 @@ async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+    from services.adapters.kafka_clients import client_options, topic_policy
     from services.adapters.kafka_event_log import KafkaEventLog
 
     settings = app[settings_key]
     bootstrap = settings.kafka_bootstrap_servers or ""
+    connection = client_options(settings.kafka_security)
     log = KafkaEventLog(
         bootstrap,
         settings.participant_events_topic,
         partitions=settings.kafka_partitions,
+        policy=topic_policy(settings),
         idempotence=settings.kafka_idempotence,
+        connection=connection,
     )
-    await log.start()
-    end_offsets = KafkaEndOffsets(bootstrap, settings.participant_events_topic)
+    await log.start()  # refuses a topic that could lose events (TopicConfigError)
+    end_offsets = KafkaEndOffsets(
+        bootstrap, settings.participant_events_topic, connection=connection
+    )
     app[log_key], app[end_offsets_key] = log, end_offsets
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
         group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        connection=connection,
     )
     yield
     await end_offsets.stop()
@@ -194,18 +207,13 @@ async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
-    from services.adapters.kafka_topics import ensure_topics
+    from services.adapters.kafka_clients import client_options, ensure_gamify_topics
     from services.inbound.processor import InboundProcessor, InboundTopics
 
     settings = app[settings_key]
     bootstrap = settings.kafka_bootstrap_servers or ""
-    await ensure_topics(
-        bootstrap,
-        {
-            settings.inbound_topic: settings.kafka_partitions,
-            settings.dead_letter_topic: settings.kafka_partitions,
-        },
-    )
+    connection = client_options(settings.kafka_security)
+    await ensure_gamify_topics(settings, events=False, inbound=True)
     processor = InboundProcessor(
         app[deps_key],
         bootstrap,
@@ -214,6 +222,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         group_id=f"{settings.kafka_topic_prefix}inbound",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
+        connection=connection,
     )
     async with _background(processor.run, "gamify-inbound", restart=True):
         yield

@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from services.api.access import CLIENT_CLOSED, client_gone
 from services.api.keys import settings_key
+from services.api.server import BodyReadTimeout
 from services.definitions.domain import CodeIsImmutable, DefinitionNotFound, DuplicateCode
 from services.participants.domain import (
     AttributesTooLarge,
@@ -18,7 +20,9 @@ from services.participants.domain import (
     UnknownDefinition,
 )
 from services.participants.handlers import (
+    CommitQuarantined,
     ConcurrencyConflict,
+    IdempotencyKeyMismatch,
     IdempotencyKeyReused,
     NotYetProjected,
 )
@@ -43,6 +47,9 @@ def error(status: int, detail: object, headers: dict[str, str] | None = None) ->
     )
 
 
+# Headers of an aiohttp HTTPException that the JSON answer keeps (405's Allow, for one).
+KEPT_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
+
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (ParticipantNotFound, 404),
     (NotFound, 404),
@@ -55,7 +62,9 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (UnknownDefinition, 404),
     (Refused, 409),
     (ConcurrencyConflict, 409),
+    (IdempotencyKeyMismatch, 422),  # before its base class, IdempotencyKeyReused
     (IdempotencyKeyReused, 409),
+    (CommitQuarantined, 422),
     (NotYetProjected, 503),
 ]
 
@@ -66,6 +75,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ValidationFailed as exc:
         return error(422, exc.errors)
+    except web.RequestPayloadError:
+        # The body's framing or encoding is broken (a bad chunk, an undecodable gzip body).
+        response = error(400, "Request body is malformed (transfer or content encoding)")
+        response.force_close()
+        return response
+    except BodyReadTimeout as exc:
+        response = error(408, str(exc))
+        response.force_close()  # the rest of the body may still be on its way
+        return response
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[settings_key].max_body_bytes
         return error(413, f"Request body too large: at most {limit} bytes")
@@ -75,8 +93,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error(
             exc.status,
             exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}: ") else exc.text,
+            {k: v for k, v in exc.headers.items() if k in KEPT_HEADERS},
         )
     except Exception as exc:
+        if client_gone(request, exc):
+            return _client_closed(request)
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):
                 headers = {"Retry-After": "1"} if status == 503 else None
@@ -104,3 +125,9 @@ def item_error(exc: Exception) -> tuple[int, object]:
         if isinstance(exc, kind):
             return status, str(exc)
     return 503, ITEM_UNKNOWN_FAILURE
+
+
+def _client_closed(request: web.Request) -> web.Response:
+    """The answer recorded for a request whose client left (never sent; not a server error)."""
+    logger.debug("client closed the connection during %s %s", request.method, request.path)
+    return error(CLIENT_CLOSED, "Client closed the connection")

@@ -7,6 +7,7 @@ from aiohttp import web
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor
 from projections.leaderboards import LeaderboardQueries
+from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
@@ -27,3 +28,4 @@ definition_reader_key = web.AppKey("definition_reader_key", DefinitionStateReade
 reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
+quarantine_key = web.AppKey("quarantine_key", QuarantineMonitor)

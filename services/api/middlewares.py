@@ -18,7 +18,13 @@ PUBLIC_PREFIX = "/api/v1/gamify/docs"  # the documentation page and its assets
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIX):
+    if (
+        request.path in PUBLIC_PATHS
+        or request.path.startswith(PUBLIC_PREFIX)
+        or request.match_info.http_exception is not None
+    ):
+        # No route matches (404) or not with this method (405): the answer says only what the
+        # public OpenAPI document says, so it comes before authentication.
         return await handler(request)
     presented = request.headers.get("X-API-Key")
     if presented is None:

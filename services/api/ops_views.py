@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness, readiness (store, log, projector lag) and Prometheus metrics."""
+"""Operations endpoints: liveness, readiness (store, log, projector lag, quarantine), metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services import metrics
 from services.api.keys import lag_key, queries_key, settings_key
+from services.api.quarantine_ops import quarantine_check
 from services.api.requests import dumps
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,6 +41,7 @@ async def readyz(request: web.Request) -> web.Response:
             checks["projector"] = f"behind by {behind} records (limit {settings.ready_max_lag})"
         else:
             checks["projector"] = "ok"
+    checks["quarantine"] = quarantine_check(request.app)
     ready = all(v == "ok" for k, v in checks.items() if k != "projector_lag")
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from schemas import codec
+from services.api.access import request_id
 from services.api.middlewares import principal
 from services.participants.handlers import Context
 from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, validate
@@ -44,26 +45,40 @@ def participant_id(request: web.Request) -> str:
 
 
 def context(request: web.Request, body: dict[str, Any] | None = None) -> Context:
-    """The command context: tenant from the key, idempotency key from header or legacy body."""
+    """The command context: tenant from the key, idempotency key from header or legacy body.
+
+    Either key must match ``IDEMPOTENCY_KEY_PATTERN`` (422 naming where it came from). With a
+    key, the context carries the request's fingerprint: the body with the path parameters.
+    """
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None:
+        _check_key(key, ["header", "Idempotency-Key"])
+    elif body is not None and body.get("idempotency_key") is not None:
+        key = body["idempotency_key"]
+        _check_key(key, ["body", "idempotency_key"])
+    fingerprint = None
+    if key is not None and body is not None:
+        fingerprint = codec.fingerprint({**body, **request.match_info})
+    return Context(
+        tenant=principal(request).tenant,
+        source="http",
+        request_id=request_id(request),
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )
+
+
+def _check_key(key: object, loc: list[str]) -> None:
+    if not isinstance(key, str) or not _KEY.match(key):
         raise ValidationFailed(
             [
                 {
-                    "loc": ["header", "Idempotency-Key"],
+                    "loc": loc,
                     "msg": f"must match {IDEMPOTENCY_KEY_PATTERN}",
                     "type": "value_error.pattern",
                 }
             ]
         )
-    if key is None and body is not None:
-        key = body.get("idempotency_key")
-    return Context(
-        tenant=principal(request).tenant,
-        source="http",
-        request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex,
-        idempotency_key=key,
-    )
 
 
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from schemas.codec import fingerprint
 from services.participants.commands import Command, from_body
-from services.validation import ValidationFailed, normalize_timestamp, validate
+from services.validation import (
+    IDEMPOTENCY_KEY_PATTERN,
+    ValidationFailed,
+    normalize_timestamp,
+    validate,
+)
 
 COMMANDS = (
     "participants.register",
@@ -22,6 +29,8 @@ COMMANDS = (
     "streaks.record",
     "rewards.claim",
 )
+
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class Rejected(Exception):
@@ -41,6 +50,7 @@ class InboundCommand:
     name: str
     command: Command
     idempotency_key: str | None
+    fingerprint: str | None = None  # schemas.codec.fingerprint of the command's fields
 
 
 def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
@@ -70,7 +80,11 @@ def parse(value: bytes | None, tenants: Container[str]) -> InboundCommand:
         body = normalize_timestamp(body, location="message")
     except ValidationFailed as exc:
         raise Rejected("schema", "; ".join(_describe(e) for e in exc.errors)) from None
-    return InboundCommand(tenant, name, from_body(name, body), body.get("idempotency_key"))
+    key = body.get("idempotency_key")
+    if key is not None and not _KEY.match(key):
+        raise Rejected("schema", f"idempotency_key: must match {IDEMPOTENCY_KEY_PATTERN}")
+    fields = {k: v for k, v in body.items() if k not in ("command", "tenant")}
+    return InboundCommand(tenant, name, from_body(name, body), key, fingerprint(fields))
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -16,6 +17,7 @@ from services.inbound.messages import Rejected, parse
 from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
 from services.participants.handlers import (
+    CommitQuarantined,
     ConcurrencyConflict,
     Context,
     Deps,
@@ -55,6 +57,7 @@ class InboundProcessor:
         group_id: str,
         session_timeout_ms: int = 10_000,
         rewards: StockReader | None = None,
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.deps = deps
         self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
@@ -70,9 +73,13 @@ class InboundProcessor:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
             fetch_max_wait_ms=20,
+            **(connection or {}),
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", client_id="gamify-inbound-dlq"
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            client_id="gamify-inbound-dlq",
+            **(connection or {}),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -109,6 +116,7 @@ class InboundProcessor:
                 request_id=f"{record.topic}:{record.partition}:{record.offset}",
                 idempotency_key=message.idempotency_key
                 or f"inbound:{record.topic}:{record.partition}:{record.offset}",
+                fingerprint=message.fingerprint,
             )
             await self._execute(ctx, message.command)
             metrics.INBOUND_MESSAGES.labels(message.name, "applied").inc()
@@ -118,6 +126,8 @@ class InboundProcessor:
             if isinstance(exc, DomainError):
                 await record_refusal(self.deps, ctx, message.command)
             await self.dead_letter(record, "rejected", str(exc))
+        except CommitQuarantined as exc:
+            await self.dead_letter(record, "quarantined", str(exc))
 
     async def _execute(self, ctx: Context, command: object) -> None:
         for attempt in range(3):

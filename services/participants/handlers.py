@@ -28,6 +28,8 @@ from services.participants.ports import (
 
 logger = logging.getLogger(__name__)
 
+QUARANTINED = "quarantined"  # the projector's verdict on a commit it could not apply
+
 
 class ConcurrencyConflict(Exception):
     """Other writers kept changing the participant; every attempt was rejected."""
@@ -49,6 +51,23 @@ class NotYetProjected(Exception):
         )
 
 
+class CommitQuarantined(Exception):
+    """The commit is on the log but the projector could not apply it and set it aside.
+
+    The write did not take effect. Deciding again would append the same failing commit, so a
+    retry with the same Idempotency-Key answers this again until an operator repairs the record
+    (``gamify quarantine retry`` or ``gamify replay``), and then the write's own result.
+    """
+
+    def __init__(self, commit_id: str) -> None:
+        self.commit_id = commit_id
+        super().__init__(
+            f"The write was recorded (commit {commit_id}) but could not be applied and was set "
+            "aside for an operator; it has not taken effect. Retrying the same request with the "
+            "same Idempotency-Key returns this answer until the record is repaired."
+        )
+
+
 class IdempotencyKeyReused(Exception):
     """The key was first used for a different command."""
 
@@ -56,14 +75,34 @@ class IdempotencyKeyReused(Exception):
         super().__init__(f"Idempotency-Key {key!r} was already used for a {command} request.")
 
 
+class IdempotencyKeyMismatch(IdempotencyKeyReused):
+    """The key was first used with a different request (body): 422, as the IETF draft says.
+
+    draft-ietf-httpapi-idempotency-key-header: "If there is an attempt to reuse an idempotency
+    key with a different request payload, the resource server SHOULD reply with 422".
+    """
+
+    def __init__(self, key: str) -> None:
+        Exception.__init__(
+            self,
+            f"Idempotency-Key {key!r} was already used for a request with a different body; "
+            "a retry must repeat the original request exactly, a new request needs a new key.",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Who asks, and the causation data every commit carries."""
+    """Who asks, and the causation data every commit carries.
+
+    ``fingerprint`` is the request's ``schemas.codec.fingerprint`` (with a key only); a key
+    recorded with another fingerprint raises IdempotencyKeyMismatch instead of replaying.
+    """
 
     tenant: str
     source: str = "http"
     request_id: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +193,7 @@ async def run(
                     ctx.tenant, stream_id, ctx.idempotency_key
                 )
                 if original is not None:
-                    return _replay(original, name, ctx.idempotency_key)
+                    return _replay(original, name, ctx)
             state, version = await load()
             now = deps.clock()
             events = decide_on(state, now)
@@ -169,19 +208,27 @@ async def run(
                 participant_id=stream_id,
                 expected_version=version,
                 recorded_at=iso(now),
-                causation=Causation(name, ctx.source, ctx.request_id, ctx.idempotency_key),
+                causation=Causation(
+                    name,
+                    ctx.source,
+                    ctx.request_id,
+                    ctx.idempotency_key,
+                    ctx.fingerprint if ctx.idempotency_key is not None else None,
+                ),
                 events=tuple(events),
                 stream=stream,
             )
             outcome = await _append_and_wait(deps, commit)
             if outcome.status == "applied":
                 return Result(events=outcome.events, commit_id=commit.commit_id)
+            if outcome.status == QUARANTINED:
+                raise CommitQuarantined(commit.commit_id)
             if outcome.status == "duplicate" and ctx.idempotency_key is not None:
                 original = await deps.reader.get_idempotent(
                     ctx.tenant, stream_id, ctx.idempotency_key
                 )
                 if original is not None:
-                    return _replay(original, name, ctx.idempotency_key)
+                    return _replay(original, name, ctx)
             logger.info(
                 "commit %s for %s/%s/%s: %s",
                 commit.commit_id,
@@ -203,10 +250,23 @@ async def _append_and_wait(deps: Deps, commit: Commit) -> CommitOutcome:
     return outcome
 
 
-def _replay(original: CommitOutcome, name: str, key: str) -> Result:
+def _replay(original: CommitOutcome, name: str, ctx: Context) -> Result:
+    check_same_request(original, name, ctx)
+    return Result(events=original.events, commit_id=original.commit_id, replayed=True)
+
+
+def check_same_request(original: CommitOutcome, name: str, ctx: Context) -> None:
+    """Raise unless ``ctx`` repeats the request that first used its key (command and fingerprint).
+
+    A key recorded without a fingerprint (older commits) is taken as the same request.
+    """
+    key = ctx.idempotency_key or ""
     if original.command != name:
         raise IdempotencyKeyReused(key, original.command)
-    return Result(events=original.events, commit_id=original.commit_id, replayed=True)
+    if original.fingerprint and ctx.fingerprint and original.fingerprint != ctx.fingerprint:
+        raise IdempotencyKeyMismatch(key)
+    if original.status == QUARANTINED:
+        raise CommitQuarantined(original.commit_id)
 
 
 def iso(moment: datetime) -> str:

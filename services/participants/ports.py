@@ -24,9 +24,10 @@ class CommitOutcome:
     """What the projector decided for a commit: applied, or why not."""
 
     commit_id: str
-    status: str  # "applied" | "conflict" | "duplicate"
+    status: str  # "applied" | "conflict" | "duplicate" | "quarantined" (could not be applied)
     command: str
     events: list[dict[str, Any]]
+    fingerprint: str | None = None  # the request's, for a key's first commit (when recorded)
 
 
 class ParticipantReader(Protocol):

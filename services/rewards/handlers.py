@@ -31,6 +31,7 @@ from services.participants.handlers import (
     Deps,
     IdempotencyKeyReused,
     Result,
+    check_same_request,
     execute,
     run,
 )
@@ -136,8 +137,7 @@ async def _original(deps: Deps, ctx: Context, pid: str) -> Result | None:
     found = await deps.reader.get_idempotent(ctx.tenant, pid, ctx.idempotency_key)
     if found is None:
         return None
-    if found.command != CLAIM:
-        raise IdempotencyKeyReused(ctx.idempotency_key, found.command)
+    check_same_request(found, CLAIM, ctx)
     if not any(e["type"] == "RewardClaimed" for e in found.events):
         raise RefusedEarlier(ctx.idempotency_key)
     return Result(events=found.events, commit_id=found.commit_id, replayed=True)

@@ -423,9 +423,9 @@ async def test_replays_during_a_burst_of_writes_lose_and_double_nothing(
         assert set(by_reason) == set(acked[pid]), "a commit was lost or doubled across a swap"
         for key, (tx_id, amount) in acked[pid].items():
             assert (by_reason[key]["id"], by_reason[key]["amount"]) == (tx_id, amount), key
-        # a retried key still answers with its original transaction
+        # a retried key (the same request again) still answers with its original transaction
         key = next(iter(acked[pid]))
-        r = await api.award(pid, 1, idem=key, reason=key)
+        r = await api.award(pid, acked[pid][key][1], idem=key, reason=key)
         assert r.status == 200 and r.body["transaction_id"] == acked[pid][key][0], r
 
     done = gamify_replay(fresh_server, "--verify")

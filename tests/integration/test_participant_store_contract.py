@@ -95,28 +95,28 @@ def test_an_unreadable_record_is_kept_aside_and_the_position_moves_on(
 ) -> None:
     bad = [LogRecord(0, 0, b"garbage"), *records(award_commit("u1", 0, 1, 1, cid="x"), start=1)]
     stats = store.apply_batch(TOPIC, 0, bad)
-    assert (stats.invalid, stats.applied) == (1, 1)
+    assert (stats.quarantined, stats.applied) == ({"decode": 1}, 1)
     with db.transaction(commit=False) as c:
-        c.execute("SELECT log_offset, error FROM rejected_records")
+        c.execute("SELECT log_offset, error FROM quarantined_records")
         [(offset, error)] = rows(c)
     assert offset == 0 and "not a gamify commit" in error
     assert store.next_offsets(TOPIC, [0]) == {0: 2}
 
 
 class Crashing:
-    """Fails on the third record of a batch, as a crash mid-transaction would."""
+    """Fails on the third record of a batch, as a crash (an I/O error) mid-transaction would."""
 
-    def _decode(self, topic, record):  # type: ignore[no-untyped-def]
+    def _read(self, record, failure=None):  # type: ignore[no-untyped-def]
         if record.offset == 2:
-            raise RuntimeError("crash")
-        return super()._decode(topic, record)
+            raise OSError("crash")
+        return super()._read(record, failure)
 
 
 def test_a_crash_mid_batch_writes_nothing_and_the_retry_applies_everything_once(
     db: Database, store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     crashing = type("CrashingStore", (Crashing, type(store)), {})(db)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError, match="crash"):
         crashing.apply_batch(TOPIC, 0, five_awards())
     assert queries.participant("t", "u1") is None
     assert crashing.next_offsets(TOPIC, [0]) == {}

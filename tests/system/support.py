@@ -546,4 +546,4 @@ def verify_store(db: Database, workload: Workload) -> None:
     assert statuses == dict(workload.outcomes), "verdict counts differ"
     keys = table(db, "SELECT COUNT(*) FROM idempotency_keys")[0][0]
     assert keys == sum(len(e.keys) for e in workload.expected.values())
-    assert table(db, "SELECT COUNT(*) FROM rejected_records")[0][0] == 0
+    assert table(db, "SELECT COUNT(*) FROM quarantined_records")[0][0] == 0

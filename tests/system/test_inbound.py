@@ -245,6 +245,31 @@ async def test_idempotency_key_applies_once(inbound: Inbound) -> None:
     assert "order-1" in letters[0]["gamify-dlq-reason"]
 
 
+async def test_a_key_reused_with_another_message_is_dead_lettered(inbound: Inbound) -> None:
+    """The same key on the same command with other fields is another request (HTTP: 422)."""
+    pid = "erin"
+    sent = await inbound.publish(
+        f"acme:{pid}",
+        msg("points.award", pid, amount=10, idempotency_key="order-9"),
+        msg("points.award", pid, idempotency_key="order-9", amount=10),  # a retry: replayed
+        msg("points.award", pid, amount=20, idempotency_key="order-9"),  # another message
+        msg("points.award", pid, amount=5, idempotency_key="bad key!"),  # not the key pattern
+        msg("points.award", pid, amount=1),  # published last: once applied, all were handled
+    )
+    profile = await inbound.wait_profile(pid, lambda p: p["points"]["total_earned"] >= 11)
+    assert profile["points"]["balance"] == 11
+    letters = {
+        (h["gamify-dlq-source-partition"], h["gamify-dlq-source-offset"]): h
+        for r in await read_topic(inbound.broker.bootstrap, inbound.dlq)
+        if (h := {k: v.decode() for k, v in r.headers})["gamify-dlq-source-topic"] == inbound.topic
+    }
+    at = [letters.get((str(md.partition), str(md.offset))) for md in sent]
+    assert at[0] is None and at[1] is None and at[4] is None
+    assert at[2] is not None and at[2]["gamify-dlq-error-type"] == "rejected"
+    assert "different body" in at[2]["gamify-dlq-reason"]
+    assert at[3] is not None and at[3]["gamify-dlq-error-type"] == "schema"
+
+
 async def test_same_bytes_without_idempotency_key_are_two_messages(inbound: Inbound) -> None:
     """Two publishes are two offsets, so two commands. (A *redelivery* of one offset is not:
     its key ``inbound:<topic>:<partition>:<offset>`` makes it a replay; see the test below.)"""

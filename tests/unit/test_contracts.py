@@ -166,7 +166,7 @@ def commit(stream: str, stream_id: str, command: str, *events: Any, version: int
         participant_id=stream_id,
         expected_version=version,
         recorded_at="2026-02-14T10:00:00Z",
-        causation=Causation(command, "http", "req-1", "order-42"),
+        causation=Causation(command, "http", "req-1", "order-42", "9f" * 32),
         events=events,
         stream=stream,
     )
