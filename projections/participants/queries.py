@@ -42,18 +42,24 @@ class LedgerPage:
 class ParticipantQueries(TableSql):
     """Read-only access to the participant read models (synchronous: call from a thread)."""
 
-    def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def _one(
+        self, sql: str, params: tuple[Any, ...], *, inline: bool = False
+    ) -> tuple[Any, ...] | None:
+        if inline:  # one statement in the calling thread (only where ``self.inline``)
+            return self.db.inline_read(self.sql(sql), params)
         with self.db.transaction(commit=False) as c:
             c.execute(self.sql(sql), params)
             return row(c)
 
-    def participant(self, tenant: str, participant_id: str) -> ParticipantRow | None:
-        found = self._one(_PARTICIPANT, (tenant, participant_id))
+    def participant(
+        self, tenant: str, participant_id: str, *, inline: bool = False
+    ) -> ParticipantRow | None:
+        found = self._one(_PARTICIPANT, (tenant, participant_id), inline=inline)
         return row_from_db(found) if found else None
 
     @property
     def inline(self) -> bool:
-        """Whether ``participant_inline`` may be called on the event loop (SQLite: yes)."""
+        """Whether reads may run ``inline=True`` on the event loop (SQLite: yes)."""
         return self.db.kind == "sqlite"
 
     def participant_inline(self, tenant: str, participant_id: str) -> ParticipantRow | None:
@@ -62,8 +68,7 @@ class ParticipantQueries(TableSql):
         A primary-key read on SQLite takes tens of microseconds; a worker-thread hop and a
         BEGIN/ROLLBACK around it cost several times that (bench: GET profile under wrk).
         """
-        found = self.db.inline_read(self.sql(_PARTICIPANT), (tenant, participant_id))
-        return row_from_db(found) if found else None
+        return self.participant(tenant, participant_id, inline=True)
 
     def transactions(
         self, tenant: str, participant_id: str, page: int, page_size: int
@@ -142,14 +147,17 @@ class ParticipantQueries(TableSql):
             for r in found
         ]
 
-    def outcome(self, commit_id: str) -> OutcomeRow | None:
+    def outcome(self, commit_id: str, *, inline: bool = False) -> OutcomeRow | None:
         found = self._one(
             "SELECT commit_id, status, command, events FROM {commit_outcomes} WHERE commit_id = ?",
             (commit_id,),
+            inline=inline,
         )
         return _outcome(found) if found else None
 
-    def idempotent(self, tenant: str, participant_id: str, key: str) -> OutcomeRow | None:
+    def idempotent(
+        self, tenant: str, participant_id: str, key: str, *, inline: bool = False
+    ) -> OutcomeRow | None:
         found = self._one(
             "SELECT o.commit_id, o.status, o.command, o.events, f.fingerprint "
             "FROM {idempotency_keys} k JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
@@ -157,6 +165,7 @@ class ParticipantQueries(TableSql):
             "AND f.participant_id = k.participant_id AND f.idempotency_key = k.idempotency_key "
             "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
             (tenant, participant_id, key),
+            inline=inline,
         )
         return _outcome(found, fingerprint=found[4]) if found else None
 
