@@ -181,7 +181,9 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         head = subprocess.run(  # noqa: S603
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-            cwd=ROOT, capture_output=True, text=True
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         dirty = subprocess.run(  # noqa: S603
             ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
@@ -221,9 +223,7 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
-def http(
-    method: str, url: str, body: Any = None, *, timeout: float = 10.0
-) -> tuple[int, bytes]:
+def http(method: str, url: str, body: Any = None, *, timeout: float = 10.0) -> tuple[int, bytes]:
     """One request to a loopback server; the status and the body (errors included)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - loopback http only

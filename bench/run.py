@@ -459,7 +459,9 @@ class Bench:
             await memory_bench.wait_projected(store, topic, ends, 120)
             projected = time.perf_counter() - spawned  # start-up included
             reader = reads_bench.Reader(wrk, workdir, n, s.read_connections)
-            reads = await asyncio.to_thread(reader.run, server.url, "profile", s.memory_load_seconds)
+            reads = await asyncio.to_thread(
+                reader.run, server.url, "profile", s.memory_load_seconds
+            )
             awards = await asyncio.to_thread(
                 reads_bench.loadgen, server.url,
                 ["--mode", "award", "--prefix", "mem_", "--pool", "1000", "--concurrency", "16",

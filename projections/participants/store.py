@@ -194,9 +194,7 @@ class ParticipantStore:
                 read = [(r, cm, e) for r, cm, e in read if cm is not None and self.only(cm)]
             good = [cm for _, cm, e in read if cm is not None and e is None]
             known = [cm.commit_id for _, cm, e in read if cm is not None and e is not None]
-            batch = _Batch(
-                self.sql, c, good, [i for i in known if storable(i)], kind=self.db.kind
-            )
+            batch = _Batch(self.sql, c, good, [i for i in known if storable(i)], kind=self.db.kind)
             for record, commit, error in read:
                 if error is None and commit is not None:
                     batch.apply(commit, record, stats)

@@ -69,4 +69,4 @@ def test_a_replay_quarantines_the_same_records_and_rebuilds_the_same_rows(
     )
     result = asyncio.run(replay(opts))  # one batch of 37 records: bisected down to the poison
     assert [d.describe() for d in result.differences] == []
-    assert result.events == 37
+    assert result.commits == 37
