@@ -305,6 +305,10 @@ class GamifyServer(Process):
                 "GAMIFY_API_KEYS": f"{TENANT}:{API_KEY}",
                 "GAMIFY_DATA_DIR": str(workdir / "data"),
                 "GAMIFY_LOG_LEVEL": "WARNING",
+                # a benchmark measures the service, not the reference's 200 requests a minute
+                "GAMIFY_RATE_LIMIT_PER_KEY": "off",
+                "GAMIFY_RATE_LIMIT_PER_TENANT": "off",
+                "GAMIFY_RATE_LIMIT_INGEST_BURST": "off",
                 "PYTHONUNBUFFERED": "1",
             }
         )

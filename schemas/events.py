@@ -78,20 +78,36 @@ def attributes_after(event: ParticipantProfileUpdated, before: JSON) -> JSON:
 
 @dataclass(frozen=True, slots=True)
 class PointsAwarded(Event):
-    """Points were credited; ``balance_after`` is the spendable balance once applied."""
+    """Points were credited; ``balance_after`` is the spendable balance once applied.
+
+    ``amount`` is what was credited: ``base_amount`` (what the request or rule asked for) times
+    the participant's tier ``multiplier`` (a decimal string such as ``"1.5"``, floored), or
+    ``base_amount`` itself when ``multiplier`` is null. ``expires_at`` is the expiry the request
+    gave the credit (recorded; expiry itself is not applied yet).
+    """
 
     TYPE: ClassVar[str] = "PointsAwarded"
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
     transaction_id: str = ""
     amount: int = 0
     balance_after: int = 0
     reason: str | None = None
     metadata: JSON = field(default_factory=dict)
+    base_amount: int = 0
+    multiplier: str | None = None
+    expires_at: str | None = None
 
     @staticmethod
     def upcast_v1_v2(data: JSON) -> None:
         """v1 (pre-release) had no ``metadata``."""
         data.setdefault("metadata", {})
+
+    @staticmethod
+    def upcast_v2_v3(data: JSON) -> None:
+        """v2 had no tier multiplier and no expiry: the base was the amount."""
+        data.setdefault("base_amount", data.get("amount", 0))
+        data.setdefault("multiplier", None)
+        data.setdefault("expires_at", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +122,10 @@ class PointsDeducted(Event):
     reason: str | None = None
     metadata: JSON = field(default_factory=dict)
 
-    upcast_v1_v2 = PointsAwarded.upcast_v1_v2
+    @staticmethod
+    def upcast_v1_v2(data: JSON) -> None:
+        """v1 (pre-release) had no ``metadata``."""
+        data.setdefault("metadata", {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +133,7 @@ class TierChanged(Event):
     """The participant's tier became ``code`` (an upgrade on points, or a manual assignment)."""
 
     TYPE: ClassVar[str] = "TierChanged"
+    class_version: ClassVar[int] = 2
     code: str = ""
     name: str = ""
     level: int = 0
@@ -121,6 +141,12 @@ class TierChanged(Event):
     previous_code: str | None = None
     previous_level: int | None = None
     manual: bool = False
+    reason: str | None = None  # POST /tiers/assign's free-text reason (v2)
+
+    @staticmethod
+    def upcast_v1_v2(data: JSON) -> None:
+        """v1 did not record the assignment's ``reason``."""
+        data.setdefault("reason", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +154,17 @@ class BadgeEarned(Event):
     """A badge was earned: awarded through the API (``manual``) or by its criteria."""
 
     TYPE: ClassVar[str] = "BadgeEarned"
+    class_version: ClassVar[int] = 2
     code: str = ""
     name: str = ""
     rarity: str | None = None
     manual: bool = False
+    metadata: JSON = field(default_factory=dict)  # POST /badges/award's context (v2)
+
+    @staticmethod
+    def upcast_v1_v2(data: JSON) -> None:
+        """v1 did not record the award's ``metadata``."""
+        data.setdefault("metadata", {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +281,31 @@ class DefinitionDeactivated(Event):
     TYPE: ClassVar[str] = "DefinitionDeactivated"
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyIssued(Event):
+    """API-key stream: a key was issued; the log keeps its SHA-256 digest, never the key.
+
+    ``key_hash``: hex SHA-256 of the key; ``prefix``: its first characters, shown in listings;
+    ``scope``: ``standard`` or ``admin``; ``rate_limit``: the key's own limit (requests per 60 s)
+    or None for the configured default. The tenant is the commit's.
+    """
+
+    TYPE: ClassVar[str] = "ApiKeyIssued"
+    id: str = ""
+    key_hash: str = ""
+    prefix: str = ""
+    name: str = ""
+    scope: str = "standard"
+    rate_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRevoked(Event):
+    """API-key stream: the key is refused from the request after this commit is projected."""
+
+    TYPE: ClassVar[str] = "ApiKeyRevoked"
+
+
 EVENT_CLASSES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -268,12 +326,15 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         DefinitionCreated,
         DefinitionUpdated,
         DefinitionDeactivated,
+        ApiKeyIssued,
+        ApiKeyRevoked,
     )
 }
 
 # Streams: a participant (the default), an admin definition ("definition", id "<kind>:<code>")
-# or a reward's code stock ("reward", id = the reward id). Each has its own versions.
-PARTICIPANT, DEFINITION, REWARD = "participant", "definition", "reward"
+# a reward's code stock ("reward", id = the reward id) or an issued API key ("api_key", id = the
+# key's id). Each has its own versions.
+PARTICIPANT, DEFINITION, REWARD, API_KEY = "participant", "definition", "reward", "api_key"
 
 
 @dataclass(frozen=True, slots=True)

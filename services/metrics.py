@@ -22,6 +22,16 @@ DEAD_LETTERS = Counter(
     ["kind"],
 )
 
+RATE_LIMITED = Counter(
+    "gamify_rate_limited_total",
+    "Requests refused with 429, by limit (key, tenant, burst)",
+    ["limit"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "gamify_rate_limit_errors_total",
+    "Requests let through uncounted because the rate-limit storage (Redis) failed",
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """The body and content type of a /metrics response."""

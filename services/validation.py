@@ -1,18 +1,55 @@
-"""Validate request bodies against the command JSON Schemas in schemas/json (shared with inbound)."""
+"""The one boundary for everything that reaches the log, from HTTP and the inbound topic alike.
+
+Shapes live in the JSON Schemas of ``schemas/json`` (types, lengths, ``pattern``,
+``maxProperties``, ranges); this module applies them (integers must be JSON integers: ``1.0`` is
+refused) and adds the few checks JSON Schema cannot say, in the same pass:
+
+- no control characters (C0, DEL, C1) in any string or map key at any depth (a definition's
+  ``description`` may hold tab, line feed and carriage return);
+- maps (``attributes``, ``metadata``, ``properties``): at most ``MAX_MAP_DEPTH`` levels of nesting,
+  ``MAX_MAP_KEYS`` keys per object and ``MAX_MAP_BYTES`` bytes serialized; numbers in them within
+  ±``MAX_SAFE_NUMBER`` (they may take part in arithmetic: earn rules);
+- ``format: date-time`` values parsed strictly (``YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]``, no offset
+  means UTC), within a window, and rewritten as ``YYYY-MM-DDTHH:MM:SSZ``: occurrence times of
+  commands from ``EARLIEST`` to ``now + FUTURE_SKEW``, definition dates from ``EARLIEST`` to
+  before ``LATEST_SCHEDULE``;
+- fields a schema does not list are dropped (not stored), where the schema lists its fields.
+
+Errors are FastAPI-style ``{loc, msg, type}`` objects naming the field; nothing is written.
+"""
 
 from __future__ import annotations
 
 import importlib.resources
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+
+from services.limits import MAX_MAP_BYTES, MAX_MAP_DEPTH, MAX_MAP_KEYS, MAX_SAFE_NUMBER
 
 MAX_JSON_DEPTH = 32
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{1,255}$"
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(minutes=5)
+LATEST_SCHEDULE = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Command fields that say when something WILL happen (a credit's expiry), not when it happened:
+# they take the definition window (up to LATEST_SCHEDULE), not now + FUTURE_SKEW.
+SCHEDULE_FIELDS = frozenset({"expires_at"})
+
+MAP_FIELDS = ("attributes", "metadata", "properties")
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MULTILINE_FIELDS = ("description",)
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?"
+)
 
 
 class ValidationFailed(Exception):
@@ -23,44 +60,219 @@ class ValidationFailed(Exception):
         self.errors = errors
 
 
-@cache
-def validator(command: str, partial: bool = False) -> Draft202012Validator:
-    """The compiled validator of a schema, e.g. ``points.award`` or ``definitions/tier``.
+def _strict_integer(_checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
-    ``partial`` drops the top-level ``required`` list (and an ``anyOf`` of ``required`` lists,
-    e.g. a rule's ``points`` or ``points_property``), for PATCH bodies.
-    """
+
+_Strict = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
+@cache
+def schema_of(command: str) -> dict[str, Any]:
+    """The JSON Schema of a command (``points.award``) or a definition (``definitions/tier``)."""
     parts = f"{command}.v1.json".split("/")
     text = importlib.resources.files("schemas").joinpath("json", *parts).read_bytes()
-    schema = orjson.loads(text)
+    return orjson.loads(text)  # type: ignore[no-any-return]
+
+
+@cache
+def validator(command: str, partial: bool = False) -> Any:
+    """The compiled validator of a schema; ``partial`` drops the top-level ``required`` list (and
+    an ``anyOf`` of ``required`` lists, e.g. a rule's ``points`` or ``points_property``), for PATCH
+    bodies."""
+    schema = dict(schema_of(command))
     if partial:
         schema.pop("required", None)
         if _only_required(schema.get("anyOf", [])):
             schema.pop("anyOf", None)
-    return Draft202012Validator(schema)
+    return _Strict(schema)
 
 
 def validate(
-    command: str, body: Any, *, location: str = "body", partial: bool = False
+    command: str,
+    body: Any,
+    *,
+    now: datetime,
+    location: str = "body",
+    partial: bool = False,
 ) -> dict[str, Any]:
-    """Return ``body`` if it satisfies the command's schema, else raise ValidationFailed."""
+    """``body`` checked by the boundary and normalised (timestamps rewritten, unknown fields
+    dropped), or ValidationFailed naming every bad field. ``now`` is the server clock."""
     if _depth(body) > MAX_JSON_DEPTH:
         raise ValidationFailed(
             [_error([location], f"nested deeper than {MAX_JSON_DEPTH} levels", "value_error.depth")]
         )
-    errors = sorted(
+    found = sorted(
         validator(command, partial).iter_errors(body), key=lambda e: list(e.absolute_path)
     )
+    errors = [
+        _error([location, *e.absolute_path, *_missing(e)], _message(e), f"schema.{e.validator}")
+        for e in found
+    ]
+    if not errors:
+        errors = [*_text_errors(body, location), *_map_errors(body, location)]
+    latest = LATEST_SCHEDULE if command.startswith("definitions/") else now + FUTURE_SKEW
+    normalised = _normalise(schema_of(command), body, [location], latest, errors)
     if errors:
-        raise ValidationFailed(
-            [
-                _error(
-                    [location, *e.absolute_path, *_missing(e)], _message(e), f"schema.{e.validator}"
+        raise ValidationFailed(errors)
+    return normalised  # type: ignore[no-any-return]
+
+
+def check_field(command: str, field: str, value: Any, location: list[Any]) -> Any:
+    """One value (e.g. a path parameter) checked by the schema of ``command``'s ``field``."""
+    schema = schema_of(command)["properties"][field]
+    errors = [
+        _error(location, e.message, f"schema.{e.validator}")
+        for e in _Strict(schema).iter_errors(value)
+    ]
+    errors = errors or list(_text_errors(value, location[0], location[1:]))
+    if errors:
+        raise ValidationFailed(errors)
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Strings and maps
+
+
+def _walk(value: Any, path: list[Any]) -> Iterator[tuple[list[Any], Any, bool]]:
+    """Every (path, value, is_key) below ``value``: map keys as well as values."""
+    yield path, value, False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield [*path, key], key, True
+            yield from _walk(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, [*path, index])
+
+
+def _text_errors(body: Any, location: str, base: list[Any] | None = None) -> Iterator[dict]:
+    for path, value, is_key in _walk(body, list(base or [])):
+        if not isinstance(value, str):
+            continue
+        lines = not is_key and len(path) == 1 and path[0] in MULTILINE_FIELDS
+        if (CONTROL_BUT_LINES if lines else CONTROL).search(value):
+            what = "key" if is_key else "value"
+            yield _error(
+                [location, *path],
+                f"{what} must not contain control characters (U+0000-U+001F, U+007F-U+009F)",
+                "value_error.control_character",
+            )
+
+
+def _map_errors(body: Any, location: str) -> Iterator[dict[str, Any]]:
+    if not isinstance(body, dict):
+        return
+    for field in MAP_FIELDS:
+        value = body.get(field)
+        if not isinstance(value, dict):
+            continue
+        loc = [location, field]
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # an integer beyond 64 bits: refused below as out of range
+            size = 0
+        if size > MAX_MAP_BYTES:
+            yield _error(loc, f"at most {MAX_MAP_BYTES} bytes as JSON, got {size}", "too_large")
+        elif _depth(value) > MAX_MAP_DEPTH:
+            yield _error(loc, f"nested deeper than {MAX_MAP_DEPTH} levels", "value_error.depth")
+        for path, item, is_key in _walk(value, loc):
+            if is_key:
+                continue
+            if isinstance(item, dict) and len(item) > MAX_MAP_KEYS:
+                yield _error(path, f"at most {MAX_MAP_KEYS} keys", "value_error.too_many_keys")
+            number = isinstance(item, int | float) and not isinstance(item, bool)
+            if number and abs(item) > MAX_SAFE_NUMBER:
+                yield _error(
+                    path, f"numbers must be within ±{MAX_SAFE_NUMBER}", "value_error.number_range"
                 )
-                for e in errors
-            ]
+
+
+# --------------------------------------------------------------------------------------------
+# Timestamps and unknown fields: a walk of the instance along its schema
+
+
+def _normalise(
+    schema: Any, value: Any, path: list[Any], latest: datetime, errors: list[dict[str, Any]]
+) -> Any:
+    if not isinstance(schema, dict):
+        return value
+    if schema.get("format") == "date-time" and isinstance(value, str):
+        when = LATEST_SCHEDULE if path and path[-1] in SCHEDULE_FIELDS else latest
+        return _timestamp(value, path, when, errors)
+    if isinstance(value, dict) and "properties" in schema:
+        known = schema["properties"]
+        closed = "additionalProperties" not in schema and "patternProperties" not in schema
+        return {
+            key: _normalise(known.get(key), item, [*path, key], latest, errors)
+            for key, item in value.items()
+            if key in known or not closed
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [
+            _normalise(schema["items"], item, [*path, i], latest, errors)
+            for i, item in enumerate(value)
+        ]
+    return value
+
+
+def parse_timestamp(raw: str) -> datetime | None:
+    """A strict ISO-8601 date-time (no offset: UTC) as an aware UTC datetime, to the second;
+    None if it is not one or cannot be placed on the UTC time line."""
+    found = _TIMESTAMP.fullmatch(raw)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
+    offset = found.group(7) or "Z"
+    try:
+        local = datetime(year, month, day, hour, minute, second)
+        shift = timedelta(0)
+        if offset != "Z":
+            sign = -1 if offset[0] == "-" else 1
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if hours > 23 or minutes > 59:
+                return None
+            shift = sign * timedelta(hours=hours, minutes=minutes)
+        return (local - shift).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (four-digit years, whatever the platform's strftime)."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+
+
+def _timestamp(raw: str, path: list[Any], latest: datetime, errors: list[dict[str, Any]]) -> str:
+    moment = parse_timestamp(raw)
+    if moment is None:
+        errors.append(
+            _error(
+                path,
+                "must be an ISO-8601 date-time, YYYY-MM-DDTHH:MM:SS with Z or ±HH:MM "
+                "(none means UTC)",
+                "value_error.datetime",
+            )
         )
-    return body  # type: ignore[no-any-return]
+        return raw
+    if not EARLIEST <= moment <= latest:
+        errors.append(
+            _error(
+                path,
+                f"must be from {format_timestamp(EARLIEST)} to {format_timestamp(latest)}",
+                "value_error.datetime_range",
+            )
+        )
+        return raw
+    return format_timestamp(moment)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _missing(error: Any) -> list[str]:
@@ -98,21 +310,3 @@ def _depth(value: Any, level: int = 0) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level + 1)
     return level
-
-
-def normalize_timestamp(
-    body: dict[str, Any], field: str = "timestamp", *, location: str = "body"
-) -> dict[str, Any]:
-    """ISO-8601 ``body[field]`` as UTC with Z (a value without offset is taken as UTC)."""
-    raw = body.get(field)
-    if raw is None:
-        return body
-    try:
-        moment = datetime.fromisoformat(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed(
-            [_error([location, field], "must be an ISO-8601 date-time", "value_error.datetime")]
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return {**body, field: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -70,6 +70,22 @@ class ParticipantQueries(TableSql):
         """
         return self.participant(tenant, participant_id, inline=True)
 
+    def scan(
+        self, tenant: str, after: str | None, limit: int, min_points: int = 0
+    ) -> list[ParticipantRow]:
+        """Up to ``limit`` participants of the tenant with ``total_earned >= min_points``, in
+        participant id order, after ``after`` (None: from the first): a cursor for evaluations."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} "  # noqa: S608
+                    "WHERE tenant = ? AND participant_id > ? AND total_earned >= ? "
+                    "ORDER BY participant_id LIMIT ?"
+                ),
+                (tenant, after or "", min_points, limit),
+            )
+            return [row_from_db(found) for found in rows(c)]
+
     def transactions(
         self, tenant: str, participant_id: str, page: int, page_size: int
     ) -> LedgerPage:

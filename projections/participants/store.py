@@ -17,6 +17,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+import projections.api_keys.stream  # noqa: F401 - registers the API key stream
 import projections.definitions.stream  # noqa: F401 - registers the definition stream
 import projections.participants.features  # noqa: F401 - registers the engine features
 import projections.participants.stream  # noqa: F401 - registers the participant stream

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from services.api.errors import Forbidden, NotFound
-from services.api.keys import definition_queries_key, definition_reader_key, deps_key
+from services.api.keys import (
+    definition_queries_key,
+    definition_reader_key,
+    deps_key,
+    queries_key,
+)
 from services.api.middlewares import principal
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import clock, context, dumps, int_query, json_body
 from services.definitions.domain import KINDS, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
-from services.validation import ValidationFailed, validate
+from services.participants.domain import Refused
+from services.participants.evaluate import Candidate, evaluate_definition
+from services.participants.features.evaluation import EVALUATED_KINDS, unevaluable
+from services.participants.features.tiers import min_points
+from services.validation import CONTROL, ValidationFailed, validate
+
+
+def _id(request: web.Request) -> str:
+    """The definition id of the path; ids never hold control characters, so one that does is
+    unknown (and never reaches a store that refuses NUL)."""
+    id_ = request.match_info["id"]
+    if CONTROL.search(id_):
+        raise NotFound(f"Unknown definition id: {id_!r}")
+    return id_
+
+
+SCAN_PAGE = 500  # participants read per page while evaluating
 
 
 def _kind(request: web.Request) -> str:
@@ -60,28 +80,9 @@ async def list_definitions(request: web.Request) -> web.Response:
     )
 
 
-def _checked(kind: str, body: dict[str, object]) -> dict[str, object]:
-    """Checks a JSON Schema cannot express: a streak's time zone must be a real IANA zone."""
-    zone = body.get("timezone")
-    if kind == "streak" and zone is not None:
-        try:
-            ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationFailed(
-                [
-                    {
-                        "loc": ["body", "timezone"],
-                        "type": "value_error.timezone",
-                        "msg": f"unknown IANA time zone {zone!r}",
-                    }
-                ]
-            ) from None
-    return body
-
-
 async def create(request: web.Request) -> web.Response:
     kind = _kind(request)
-    body = _checked(kind, validate(f"definitions/{kind}", await json_body(request, None)))
+    body = validate(f"definitions/{kind}", await json_body(request, None), now=clock(request))
     ctx = context(request)
     new_id = await create_definition(
         request.app[deps_key], request.app[definition_reader_key], ctx, kind, body
@@ -107,9 +108,8 @@ async def get_definition(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     kind = _kind(request)
-    changes = _checked(
-        kind, validate(f"definitions/{kind}", await json_body(request, None), partial=True)
-    )
+    raw = await json_body(request, None)
+    changes = validate(f"definitions/{kind}", raw, now=clock(request), partial=True)
     id_ = await _resolve(request, kind)
     await change_definition(
         request.app[deps_key],
@@ -129,6 +129,43 @@ async def delete(request: web.Request) -> web.Response:
         request.app[deps_key], request.app[definition_reader_key], context(request), kind, id_, None
     )
     return await _definition_response(request, kind, id_, 200)
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    """POST /admin/{tiers|badges}/{id}/evaluate: give it to every participant who qualifies now.
+
+    Synchronous: answers 200 once every participant was scanned, with what was done
+    (services.participants.evaluate.Summary). Idempotent per definition version; a request cut
+    short can simply be repeated: done participants replay, the rest are evaluated.
+    """
+    kind = _kind(request)
+    if kind not in EVALUATED_KINDS:
+        raise NotFound(f"Only tiers and badges are evaluated, not {request.match_info['resource']}")
+    found = await asyncio.to_thread(
+        request.app[definition_queries_key].by_id,
+        principal(request).tenant,
+        kind,
+        await _resolve(request, kind),
+    )
+    if found is None:
+        raise DefinitionNotFound(kind, request.match_info["id"])
+    definition = {**found.body, "id": found.id, "code": found.code}
+    why = unevaluable(kind, definition, found.is_active)
+    if why is not None:
+        raise Refused(why)
+    ctx = context(request)
+    floor = min_points(definition) if kind == "tier" else 0
+    queries = request.app[queries_key]
+
+    async def pages(after: str | None) -> list[Candidate]:
+        rows = await asyncio.to_thread(queries.scan, ctx.tenant, after, SCAN_PAGE, floor)
+        return [Candidate(r.participant_id, r.total_earned, r.sections) for r in rows]
+
+    summary = await evaluate_definition(
+        request.app[deps_key], ctx, kind, definition, found.version, pages
+    )
+    body = {"kind": kind, "id": found.id, "code": found.code, "version": found.version}
+    return web.json_response({**body, **summary.as_json()}, dumps=dumps)
 
 
 async def _definition_response(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -15,37 +16,52 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from limits.aio.storage import RedisStorage
 
 from projections import runner
+from projections.api_keys.queries import ApiKeyQueries
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
+from services import metrics
+from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.api import docs_views
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
+from services.api.health import WorkerStatus, WriteHealth
+from services.api.issued_keys import IssuedKeys
 from services.api.keys import (
+    api_key_queries_key,
+    api_key_reader_key,
     definition_queries_key,
     definition_reader_key,
     deps_key,
+    issued_keys_key,
     key_ring_key,
     lag_key,
     leaderboard_queries_key,
     progress_key,
     queries_key,
+    rate_limiter_key,
     reward_queries_key,
     reward_stock_key,
     settings_key,
+    store_ping_key,
+    workers_key,
+    write_health_key,
 )
-from services.api.middlewares import auth_middleware
+from services.api.middlewares import auth_middleware, rate_limit_middleware, stamp_rate_limit
 from services.api.ops_views import metrics_middleware
 from services.api.quarantine_ops import quarantine_ctx
+from services.api.rate_limits import RateLimiter, storage_for
 from services.api.routes import OPS_ROUTES, ROUTES
 from services.config import Settings
 from services.participants.handlers import Deps
@@ -60,6 +76,7 @@ source_key = web.AppKey("source_key", object)
 end_offsets_key = web.AppKey("end_offsets_key", object)
 
 RESTART_DELAY = 1.0
+WORKER_STOP_TIMEOUT = 5.0  # seconds a worker gets to finish its batch when the process stops
 
 
 def create_app(
@@ -71,14 +88,24 @@ def create_app(
 ) -> web.Application:
     """The Gamify app; ``event_log`` (an EventLog that is also a LogSource) replaces the real log."""
     app = web.Application(
-        middlewares=[access_middleware, metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            access_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
         # aiohttp's own access log quotes the query string; services.api.access writes ours.
         handler_args={"access_log": None},
     )
     app.on_response_prepare.append(stamp_response)
+    app.on_response_prepare.append(stamp_rate_limit)
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
+    app[workers_key] = {}
+    app[write_health_key] = WriteHealth()
+    app[store_ping_key] = SingleFlight()
     app.cleanup_ctx.append(read_model_ctx)
     if event_log is not None:
         app[log_key] = app[source_key] = event_log
@@ -95,8 +122,11 @@ def create_app(
         app.cleanup_ctx.append(projector_ctx)
     if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
         app.cleanup_ctx.append(inbound_ctx)
+    app.on_startup.append(docs_views.build_document)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
+        app.cleanup_ctx.append(issued_keys_ctx)
+        app.cleanup_ctx.append(rate_limit_ctx)
         app.add_routes(ROUTES)
     return app
 
@@ -114,9 +144,31 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[leaderboard_queries_key] = LeaderboardQueries(db)
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
+    app[api_key_queries_key] = ApiKeyQueries(db)
+    app[api_key_reader_key] = ApiKeyStateReader(app[api_key_queries_key])
     app[progress_key] = Progress(lambda partition: queries.next_offset(topic, partition))
     yield
     db.close()
+
+
+async def issued_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    await asyncio.to_thread(app[api_key_queries_key].create_usage_table)
+    issued = app[issued_keys_key] = IssuedKeys(app[api_key_queries_key])
+    yield
+    await issued.close()
+
+
+async def rate_limit_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key].rate_limits
+    storage = storage_for(settings)
+    app[rate_limiter_key] = RateLimiter(settings, storage, on_error=metrics.RATE_LIMIT_ERRORS.inc)
+    if settings.redis_url is not None and not await storage.check():
+        logger.warning(
+            "Redis at GAMIFY_REDIS_URL does not answer: rate limits are not enforced until it does"
+        )
+    yield
+    if isinstance(storage, RedisStorage):
+        await storage.bridge.storage.aclose()
 
 
 async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -157,9 +209,12 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
+        # Names this process, so that its restart can remove the member a crash left behind.
+        client_id=f"gamify-projector@{socket.gethostname()}:{settings.http_port}",
         group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         connection=connection,
+        group_instance_id=settings.kafka_group_instance_id,
     )
     yield
     await end_offsets.stop()
@@ -198,11 +253,13 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
     source: LogSource = app[source_key]  # type: ignore[assignment]
+    status = WorkerStatus("projector", joined=lambda: getattr(source, "joined", True))
+    app[workers_key]["projector"] = status
 
     async def project(stop: asyncio.Event) -> None:
         await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
 
-    async with _background(project, "gamify-projector", restart=True):
+    async with _background(project, "gamify-projector", restart=True, status=status):
         yield
 
 
@@ -223,8 +280,10 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
         connection=connection,
+        client_id=f"gamify-inbound@{socket.gethostname()}:{settings.http_port}",
     )
-    async with _background(processor.run, "gamify-inbound", restart=True):
+    status = app[workers_key]["inbound"] = WorkerStatus("inbound")
+    async with _background(processor.run, "gamify-inbound", restart=True, status=status):
         yield
 
 
@@ -233,10 +292,15 @@ class _background:
 
     With ``restart`` an error is logged and the work starts again after a delay: a projector or
     an inbound processor resumes from its stored positions, so a restart loses nothing.
+    ``status`` (read by /readyz) follows whether the work runs and its last failure. On exit
+    the work gets WORKER_STOP_TIMEOUT seconds to finish its batch, then it is cancelled.
     """
 
-    def __init__(self, work: Any, name: str, *, restart: bool = False) -> None:
+    def __init__(
+        self, work: Any, name: str, *, restart: bool = False, status: WorkerStatus | None = None
+    ) -> None:
         self.work, self.name, self.restart = work, name, restart
+        self.status = status or WorkerStatus(name)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -247,7 +311,7 @@ class _background:
         self.stop.set()
         assert self.task is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), 10)
+            await asyncio.wait_for(asyncio.shield(self.task), WORKER_STOP_TIMEOUT)
         except (TimeoutError, Exception):
             self.task.cancel()
             with suppress(asyncio.CancelledError, Exception):
@@ -256,13 +320,17 @@ class _background:
     async def _loop(self) -> None:
         while not self.stop.is_set():
             try:
+                self.status.running = True
                 await self.work(self.stop)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.status.failed(exc)
                 if not self.restart:
                     raise
                 logger.exception("%s failed; restarting in %.1fs", self.name, RESTART_DELAY)
+            finally:
+                self.status.running = False
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), RESTART_DELAY)

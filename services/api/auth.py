@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
 
 from services.config import ApiKeySpec
+from services.keys.domain import key_digest
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a request acts as: a tenant, and whether the key has the admin scope."""
+    """Who a request acts as: a tenant, whether the key has the admin scope, and which key.
+
+    ``key_id`` names the key without revealing it (an issued key's id, or ``cfg-`` and the first
+    16 hex digits of a configured key's SHA-256), for rate-limit counters; ``rate_limit`` is the
+    key's own per-key limit (requests per 60 s) when it has one.
+    """
 
     tenant: str
     admin: bool
+    key_id: str = ""
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +35,8 @@ class StoredKey:
 
 
 def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    """SHA-256 of a key (the same digest issued keys are stored under, in hex)."""
+    return bytes.fromhex(key_digest(key))
 
 
 class KeyRing:
@@ -54,4 +62,6 @@ class KeyRing:
         for stored in self._keys:
             if hmac.compare_digest(stored.digest, wanted):
                 match = stored
-        return Principal(match.tenant, match.admin) if match else None
+        if match is None:
+            return None
+        return Principal(match.tenant, match.admin, "cfg-" + match.digest.hex()[:16])

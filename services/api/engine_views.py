@@ -10,13 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from services.api import sections
-from services.api.errors import ITEM_UNKNOWN_FAILURE, item_error
+from services.api.batch import answer_batch
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
 from services.api.requests import context, dumps, int_query, json_body
 from services.participants.commands import from_body
-from services.participants.handlers import Result, execute
-from services.validation import ValidationFailed, normalize_timestamp, validate
+from services.participants.handlers import Context, Result, execute
+from services.validation import check_field
 
 MAX_BATCH = 100
 MAX_ID = 255  # a failed item's participant_id is echoed only if it has an id's length
@@ -46,7 +46,7 @@ def moved(result: Result) -> dict[str, Any]:
 
 
 async def track_event(request: web.Request) -> web.Response:
-    body = normalize_timestamp(await json_body(request, "events.track"))
+    body = await json_body(request, "events.track")
     result = await execute(
         request.app[deps_key], context(request, body), from_body("events.track", body)
     )
@@ -68,68 +68,14 @@ def _event_answer(result: Result) -> dict[str, Any]:
 async def track_events(request: web.Request) -> web.Response:
     """Up to 100 events, each its own command: one item's failure is that item's result.
 
-    Answers 200 with ``{"results": [...], "total", "succeeded", "failed"}``, one result per item in
-    request order, whatever the items do; only a request that is not a batch (body not a JSON
-    object, ``events`` not a list of 1 to 100) is refused as a whole (400/422).
+    Answers 200 with ``{"results": [...], "total", "succeeded", "failed"}`` (services.api.batch).
     """
-    body = await json_body(request, None)
-    items = body.get("events")
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["body", "events"],
-                    "type": "value_error.list",
-                    "msg": f"must be a list of 1 to {MAX_BATCH} events",
-                }
-            ]
-        )
-    context(request)  # a malformed Idempotency-Key header is the request's error, not each item's
-    results = await asyncio.gather(*[_one_event(request, i, item) for i, item in enumerate(items)])
-    ok = sum(1 for r in results if r["success"])
-    return web.json_response(
-        {"results": results, "total": len(results), "succeeded": ok, "failed": len(results) - ok},
-        dumps=dumps,
-    )
 
-
-async def _one_event(request: web.Request, index: int, item: Any) -> dict[str, Any]:
-    """Run one batch item; every exception it raises becomes its result (never the batch's)."""
-    try:
-        if not isinstance(item, dict):
-            raise ValidationFailed(
-                [
-                    {
-                        "loc": ["body", "events", index],
-                        "msg": "must be an object",
-                        "type": "value_error",
-                    }
-                ]
-            )
-        body = normalize_timestamp(validate("events.track", item, location=f"events[{index}]"))
-        ctx = context(request, body)
-        ctx = replace(ctx, idempotency_key=body.get("idempotency_key"))  # per item
+    async def run_item(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         result = await execute(request.app[deps_key], ctx, from_body("events.track", body))
-    except Exception as exc:  # noqa: BLE001 - the item's answer, whatever went wrong
-        return _item_failure(request, index, item, exc)
-    return {
-        "index": index,
-        "success": True,
-        "participant_id": body["participant_id"],
-        **_event_answer(result),
-    }
+        return _event_answer(result)
 
-
-def _item_failure(request: web.Request, index: int, item: Any, exc: Exception) -> dict[str, Any]:
-    """``status_code`` and ``error`` are the status and ``detail`` POST /events would answer."""
-    status, detail = item_error(exc)
-    if detail is ITEM_UNKNOWN_FAILURE:
-        logger.exception("batch item %d failed on %s", index, request.path, exc_info=exc)
-    failure: dict[str, Any] = {"index": index, "success": False}
-    pid = item.get("participant_id") if isinstance(item, dict) else None
-    if isinstance(pid, str) and 1 <= len(pid) <= MAX_ID:
-        failure["participant_id"] = pid
-    return {**failure, "status_code": status, "error": detail}
+    return await answer_batch(request, "events", "events.track", run_item)
 
 
 async def participant_events(request: web.Request) -> web.Response:
@@ -137,6 +83,8 @@ async def participant_events(request: web.Request) -> web.Response:
     page = int_query(request, "page", 1, 1, 1_000_000)
     page_size = int_query(request, "page_size", 20, 1, 100)
     name = request.query.get("event_name") or None
+    if name is not None:
+        check_field("events.track", "event_name", name, ["query", "event_name"])
     found = await asyncio.to_thread(
         request.app[queries_key].events, row.tenant, row.participant_id, name, page, page_size
     )
@@ -153,6 +101,8 @@ async def participant_events(request: web.Request) -> web.Response:
 
 
 async def award_badge(request: web.Request) -> web.Response:
+    """The reference's answer: participant_id, badge_code, badge_name, icon, rarity, earned_at,
+    already_earned (plus what the award moved: tier_upgrade, badges_unlocked)."""
     body = await json_body(request, "badges.award")
     ctx = context(request)  # natural key (participant, badge): no Idempotency-Key
     ctx = replace(ctx, idempotency_key=None)
@@ -161,12 +111,16 @@ async def award_badge(request: web.Request) -> web.Response:
         request.app[queries_key].participant, ctx.tenant, body["participant_id"]
     )
     badge = (row.section("badges", {}) if row else {}).get(body["badge_code"], {})
+    definition = next(
+        (b for b in (await catalog(request)).badges if b["code"] == body["badge_code"]), {}
+    )
     earned_now = result.event("BadgeEarned") is not None
     return web.json_response(
         {
             "participant_id": body["participant_id"],
             "badge_code": body["badge_code"],
-            "name": badge.get("name"),
+            "badge_name": badge.get("name"),
+            "icon": definition.get("icon_url"),
             "rarity": badge.get("rarity"),
             "earned_at": badge.get("earned_at"),
             "already_earned": not earned_now,
@@ -177,6 +131,7 @@ async def award_badge(request: web.Request) -> web.Response:
 
 
 async def participant_badges(request: web.Request) -> web.Response:
+    """``{participant_id, badges, total, earned_count}``; the counts are of the filtered list."""
     row = await row_of(request)
     listed = sections.all_badges(row, await catalog(request))
     if request.query.get("earned_only", "false").lower() in ("1", "true", "yes"):
@@ -185,7 +140,15 @@ async def participant_badges(request: web.Request) -> web.Response:
     if codes:
         wanted = {c.strip() for c in codes.split(",") if c.strip()}
         listed = [b for b in listed if b["code"] in wanted]
-    return web.json_response({"participant_id": row.participant_id, "badges": listed}, dumps=dumps)
+    return web.json_response(
+        {
+            "participant_id": row.participant_id,
+            "badges": listed,
+            "total": len(listed),
+            "earned_count": sum(1 for b in listed if b["earned"]),
+        },
+        dumps=dumps,
+    )
 
 
 async def assign_tier(request: web.Request) -> web.Response:
@@ -202,6 +165,7 @@ async def assign_tier(request: web.Request) -> web.Response:
             "tier": sections.tier_brief(row) if row else None,
             "previous_tier": changed["previous_code"] if changed else None,
             "changed": changed is not None,
+            "reason": changed.get("reason") if changed else None,
         },
         dumps=dumps,
     )
@@ -219,7 +183,8 @@ async def participant_tier(request: web.Request) -> web.Response:
             "lifetime_points": row.total_earned,
             "current_tier": sections.tier_current(row),
             "next_tier": sections.next_tier(row, cat),
-            "history": history,
+            "pending_tier": sections.pending_tier(row, cat),
+            "tier_history": history,
         },
         dumps=dumps,
     )

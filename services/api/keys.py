@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from projections.api_keys.queries import ApiKeyQueries
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
+from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
+from services.api.health import WorkerStatus, WriteHealth
+from services.api.issued_keys import IssuedKeys
+from services.api.rate_limits import RateLimiter
 from services.config import Settings
 from services.participants.handlers import Deps
 from services.rewards.reader import RewardStockReader
@@ -29,3 +34,10 @@ reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
 quarantine_key = web.AppKey("quarantine_key", QuarantineMonitor)
+workers_key = web.AppKey("workers_key", dict[str, WorkerStatus])
+write_health_key = web.AppKey("write_health_key", WriteHealth)
+store_ping_key = web.AppKey("store_ping_key", SingleFlight)  # one /readyz store ping at a time
+rate_limiter_key = web.AppKey("rate_limiter_key", RateLimiter)
+issued_keys_key = web.AppKey("issued_keys_key", IssuedKeys)
+api_key_queries_key = web.AppKey("api_key_queries_key", ApiKeyQueries)
+api_key_reader_key = web.AppKey("api_key_reader_key", ApiKeyStateReader)

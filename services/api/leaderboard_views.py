@@ -16,7 +16,7 @@ from projections.leaderboards import PERIODS, default_period, metric_of
 from services.api.errors import NotFound
 from services.api.keys import definition_queries_key, leaderboard_queries_key, progress_key
 from services.api.middlewares import principal
-from services.api.requests import dumps, int_query, participant_id
+from services.api.requests import dumps, int_query, participant_id, path_id
 from services.validation import ValidationFailed
 
 BASE = "/api/v1/gamify"
@@ -90,7 +90,7 @@ async def get_rank(request: web.Request) -> web.Response:
 
 async def _definition(request: web.Request, tenant: str) -> tuple[str, dict[str, Any]]:
     """The active leaderboard named in the path; NotFound if unknown or deleted."""
-    code = request.match_info["code"]
+    code = path_id(request, "code", "definitions/leaderboard")
     row = await asyncio.to_thread(request.app[definition_queries_key].by_code, tenant, KIND, code)
     if row is None or not row.is_active:
         raise NotFound(f"Leaderboard not found: {code}")

@@ -1,4 +1,8 @@
-"""Authentication: every endpoint but the health checks needs a key; the tenant comes from it."""
+"""Authentication and rate limits: every endpoint but the public ones needs a key; it names the tenant.
+
+A key is looked for among the configured keys (GAMIFY_API_KEYS or the development key) first,
+then among the keys issued through /admin/api-keys (services.api.issued_keys).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services import metrics
 from services.api.auth import Principal
 from services.api.errors import error
-from services.api.keys import key_ring_key
+from services.api.keys import issued_keys_key, key_ring_key, rate_limiter_key
+from services.api.rate_limits import Decision
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 principal_key = web.RequestKey("principal_key", Principal)
+rate_decision_key = web.RequestKey("rate_decision_key", Decision)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/gamify/openapi.json"})
 PUBLIC_PREFIX = "/api/v1/gamify/docs"  # the documentation page and its assets
 
@@ -35,6 +42,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             401, "Missing API key: send it in the X-API-Key header", {"WWW-Authenticate": "ApiKey"}
         )
     principal = request.app[key_ring_key].authenticate(presented)
+    issued = request.app.get(issued_keys_key)
+    if principal is None and issued is not None:
+        principal = await issued.authenticate(presented)
     if principal is None:
         return error(401, "Invalid API key", {"WWW-Authenticate": "ApiKey"})
     request[principal_key] = principal
@@ -45,3 +55,31 @@ def principal(request: web.Request) -> Principal:
     """The authenticated principal of a request that passed the middleware."""
     found: Principal = request[principal_key]
     return found
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count an authenticated request (after auth_middleware); over a limit, 429 + Retry-After."""
+    who = request.get(principal_key)
+    limiter = request.app.get(rate_limiter_key)
+    if who is None or limiter is None:
+        return await handler(request)
+    decision = await limiter.check(who, request.method, request.path)
+    if decision is None:
+        return await handler(request)
+    request[rate_decision_key] = decision
+    if not decision.allowed:
+        metrics.RATE_LIMITED.labels(decision.name).inc()
+        return error(
+            429,
+            f"Rate limit exceeded ({decision.name}: {decision.limit} requests); "
+            f"retry after {decision.retry_after} s",
+        )
+    return await handler(request)
+
+
+async def stamp_rate_limit(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the X-RateLimit-* headers (and Retry-After) of a counted request."""
+    decision = request.get(rate_decision_key)
+    if decision is not None:
+        response.headers.update(decision.headers())

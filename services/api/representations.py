@@ -20,8 +20,7 @@ def points(row: ParticipantRow) -> dict[str, int]:
     }
 
 
-def profile(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:
-    """The rich profile of GET /participants/{pid}; also the body of POST and PATCH."""
+def _common(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:
     return {
         "participant_id": row.participant_id,
         "display_name": row.display_name,
@@ -33,11 +32,29 @@ def profile(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, A
         "streaks": sections.best_streak(row, catalog, now),
         "rewards_claimed": row.rewards_claimed,
         "total_events": row.total_events,
+    }
+
+
+def profile(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:
+    """The rich profile of GET and PATCH /participants/{pid} (participants-api.md's profile).
+
+    The reference's keys exactly: ``first_seen_at`` (creation) and ``last_seen_at`` (latest
+    accepted command), no ``created_at``.
+    """
+    return {
+        **_common(row, catalog, now),
         "first_seen_at": row.created_at,
         "last_seen_at": row.last_seen_at,
         "is_active": row.is_active,
-        "created_at": row.created_at,
     }
+
+
+def created(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:
+    """The answer of POST /participants (participants-api.md's create shape).
+
+    The reference's keys exactly: ``created_at``, no ``first_seen_at``/``last_seen_at``.
+    """
+    return {**_common(row, catalog, now), "is_active": row.is_active, "created_at": row.created_at}
 
 
 def state(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -10,9 +11,10 @@ from aiohttp import web
 
 from schemas import codec
 from services.api.access import request_id
+from services.api.keys import deps_key
 from services.api.middlewares import principal
 from services.participants.handlers import Context
-from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, validate
+from services.validation import IDEMPOTENCY_KEY_PATTERN, ValidationFailed, check_field, validate
 
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -26,22 +28,24 @@ async def json_body(request: web.Request, command: str | None) -> dict[str, Any]
         raise web.HTTPBadRequest(text="Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="Request body must be a JSON object")
-    return body if command is None else validate(command, body)
+    return body if command is None else validate(command, body, now=clock(request))
+
+
+def clock(request: web.Request) -> datetime:
+    """The server clock the boundary checks timestamps against (pinned in tests)."""
+    return request.app[deps_key].clock()
 
 
 def participant_id(request: web.Request) -> str:
-    pid = request.match_info["participant_id"]
-    if not 1 <= len(pid) <= 255:
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["path", "participant_id"],
-                    "msg": "must be 1 to 255 characters",
-                    "type": "value_error",
-                }
-            ]
-        )
-    return pid
+    """The path's participant id, held to the same rule as ``participant_id`` in bodies."""
+    return path_id(request, "participant_id", "points.award")
+
+
+def path_id(request: web.Request, name: str, command: str) -> str:
+    """A path parameter held to the rule of the field ``name`` of ``command``'s schema."""
+    value = request.match_info[name]
+    check_field(command, name, value, ["path", name])
+    return value
 
 
 def context(request: web.Request, body: dict[str, Any] | None = None) -> Context:

@@ -17,7 +17,7 @@ from services.api.keys import (
 )
 from services.api.middlewares import principal
 from services.api.query_views import catalog, row_of
-from services.api.requests import context, dumps, int_query, json_body
+from services.api.requests import context, dumps, int_query, json_body, path_id
 from services.participants.commands import from_body
 from services.participants.features.rewards import cap, expired, inventory
 from services.rewards.handlers import claim_reward
@@ -67,7 +67,7 @@ def _available(reward: dict[str, Any], held: set[str]) -> int | None:
 
 
 async def claim(request: web.Request) -> web.Response:
-    reward_id = _path_id(request, "reward_id")
+    reward_id = path_id(request, "reward_id", "rewards.claim")
     body = await json_body(request, "rewards.claim")
     if body.get("reward_id", reward_id) != reward_id:
         raise _invalid("body", "reward_id", "must match the reward_id of the path")
@@ -95,7 +95,7 @@ async def reward_stock(request: web.Request) -> web.Response:
     """Admin: a reward's stock, and the codes held for claims that are not recorded (pending)."""
     if not principal(request).admin:
         raise Forbidden("This endpoint needs an API key with the admin scope")
-    reward_id = _path_id(request, "reward_id")
+    reward_id = path_id(request, "reward_id", "rewards.claim")
     tenant = principal(request).tenant
     queries = request.app[reward_queries_key]
     found = await asyncio.to_thread(
@@ -126,13 +126,6 @@ async def reward_stock(request: web.Request) -> web.Response:
         },
         dumps=dumps,
     )
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if not 1 <= len(value) <= 255:
-        raise _invalid("path", name, "must be 1 to 255 characters")
-    return value
 
 
 def _invalid(where: str, name: str, msg: str) -> ValidationFailed:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from services.api import (
     admin_views,
+    api_key_views,
     challenge_views,
     command_views,
     docs_views,
@@ -38,6 +39,7 @@ ROUTES = [
     ),
     web.post(f"{BASE}/points/award", command_views.award_points),
     web.post(f"{BASE}/points/deduct", command_views.deduct_points),
+    web.post(f"{BASE}/points/award-batch", command_views.award_points_batch),
     web.post(f"{BASE}/events", engine_views.track_event),
     web.post(f"{BASE}/events/batch", engine_views.track_events),
     web.get(f"{BASE}/participants/{{participant_id}}/events", engine_views.participant_events),
@@ -45,11 +47,13 @@ ROUTES = [
     web.get(f"{BASE}/participants/{{participant_id}}/badges", engine_views.participant_badges),
     web.post(f"{BASE}/tiers/assign", engine_views.assign_tier),
     web.get(f"{BASE}/participants/{{participant_id}}/tier", engine_views.participant_tier),
+    *api_key_views.ROUTES,  # before /admin/{resource}, which would match api-keys too
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),
     web.patch(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.update),
     web.delete(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.delete),
+    web.post(f"{BASE}/admin/{{resource}}/{{id}}/evaluate", admin_views.evaluate),
     *streak_views.ROUTES,
     *challenge_views.ROUTES,
     *reward_views.ROUTES,

@@ -24,18 +24,30 @@ def tier_detail(row: ParticipantRow, catalog: Catalog) -> dict[str, Any] | None:
 
 
 def next_tier(row: ParticipantRow, catalog: Catalog) -> dict[str, Any] | None:
+    """``{code, name, points_required, points_remaining}`` of the next tier (the reference's keys).
+
+    ``points_remaining`` is lifetime points still missing, always at least 1.
+    """
     current = row.section("tier")
-    upcoming = tiers.next_tier(catalog, current["level"] if current else None)
+    upcoming = tiers.next_tier(catalog, current["level"] if current else None, row.total_earned)
     if upcoming is None:
         return None
     required = tiers.min_points(upcoming)
     return {
         "code": upcoming["code"],
         "name": upcoming.get("name"),
-        "level": upcoming.get("level"),
         "points_required": required,
-        "points_remaining": max(0, required - row.total_earned),
+        "points_remaining": required - row.total_earned,
     }
+
+
+def pending_tier(row: ParticipantRow, catalog: Catalog) -> dict[str, Any] | None:
+    """``{code, name, level}`` of a tier reached but not held yet (see tiers.pending), or None."""
+    current = row.section("tier")
+    reached = tiers.pending(catalog, current["level"] if current else None, row.total_earned)
+    if reached is None:
+        return None
+    return {"code": reached["code"], "name": reached.get("name"), "level": reached.get("level")}
 
 
 def tier_brief(row: ParticipantRow) -> dict[str, Any] | None:
@@ -69,15 +81,18 @@ def earned_badges(row: ParticipantRow) -> list[dict[str, Any]]:
 
 
 def all_badges(row: ParticipantRow, catalog: Catalog) -> list[dict[str, Any]]:
-    """Every active badge, earned or not, then earned badges no longer active (state, GET)."""
+    """Every active badge, earned or not, then earned badges no longer active (state, GET).
+
+    ``icon`` is the definition's ``icon_url`` (the reference names it so in participant answers).
+    """
     found = row.section("badges", {})
     listed = [
         {
             "code": b["code"],
             "name": b.get("name"),
             "description": b.get("description"),
+            "icon": b.get("icon_url"),
             "rarity": b.get("rarity"),
-            "icon_url": b.get("icon_url"),
             "earned": b["code"] in found,
             "earned_at": found.get(b["code"], {}).get("earned_at"),
         }
@@ -89,8 +104,8 @@ def all_badges(row: ParticipantRow, catalog: Catalog) -> list[dict[str, Any]]:
             "code": code,
             "name": b["name"],
             "description": None,
+            "icon": None,
             "rarity": b.get("rarity"),
-            "icon_url": None,
             "earned": True,
             "earned_at": b["earned_at"],
         }

@@ -11,17 +11,16 @@ from aiohttp import web
 
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import context, dumps, json_body
+from services.api.requests import clock, context, dumps, json_body
 from services.participants.commands import from_body
 from services.participants.features import streaks
 from services.participants.handlers import execute
-from services.validation import normalize_timestamp
 
 BASE = "/api/v1/gamify"
 
 
 async def record_streak(request: web.Request) -> web.Response:
-    body = normalize_timestamp(await json_body(request, "streaks.record"))
+    body = await json_body(request, "streaks.record")
     ctx = context(request)  # ticks are deduplicated per period: no Idempotency-Key
     ctx = replace(ctx, idempotency_key=None)
     command = from_body("streaks.record", body)
@@ -48,7 +47,7 @@ async def _unchanged(
         request.app[queries_key].participant, tenant, command.participant_id
     )
     stored = (row.section("streaks", {}) if row else {}).get(command.streak_code, {})
-    at = streaks.parse_instant(timestamp) if timestamp else datetime.now(UTC)
+    at = streaks.parse_instant(timestamp) if timestamp else clock(request)
     definition = (await catalog(request)).streaks.get(command.streak_code)
     status = streaks.status(command.streak_code, stored, definition, at)
     return {

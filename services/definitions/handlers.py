@@ -65,7 +65,7 @@ async def change_definition(
         return state, state.version
 
     def decide_on(state: DefinitionState, now: datetime) -> list[Event]:
-        return decide_delete(state) if changes is None else decide_update(state, changes)
+        return decide_delete(state) if changes is None else decide_update(state, changes, kind)
 
     name = f"{kind}.delete" if changes is None else f"{kind}.update"
     return await run(deps, ctx, DEFINITION, _stream(kind, code), name, load, decide_on)

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from projections.sources.kafka_group import remove_predecessors
 from services import metrics
-from services.inbound.messages import Rejected, parse
+from services.inbound.messages import InboundBatch, InboundCommand, Rejected, parse
 from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
 from services.participants.handlers import (
@@ -58,8 +59,13 @@ class InboundProcessor:
         session_timeout_ms: int = 10_000,
         rewards: StockReader | None = None,
         connection: Mapping[str, Any] | None = None,
+        client_id: str = "gamify-inbound",
     ) -> None:
         self.deps = deps
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.client_id = client_id
+        self.connection = dict(connection or {})  # TLS/SASL options for every client here
         self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
         self.topics = topics
         self.tenants = tenants
@@ -67,7 +73,7 @@ class InboundProcessor:
             topics.inbound,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
-            client_id="gamify-inbound",
+            client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
@@ -85,6 +91,10 @@ class InboundProcessor:
     async def run(self, stop: asyncio.Event) -> None:
         await self.producer.start()
         try:
+            # A crash of this process left its member in the group: remove it (kafka_group).
+            await remove_predecessors(
+                self.bootstrap_servers, self.group_id, self.client_id, **self.connection
+            )
             await self.consumer.start()
             try:
                 while not stop.is_set():
@@ -109,25 +119,67 @@ class InboundProcessor:
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one message, or dead-letter it with the reason; infrastructure errors propagate."""
         try:
-            message = parse(record.value, self.tenants)
-            ctx = Context(
-                tenant=message.tenant,
-                source="inbound",
-                request_id=f"{record.topic}:{record.partition}:{record.offset}",
-                idempotency_key=message.idempotency_key
-                or f"inbound:{record.topic}:{record.partition}:{record.offset}",
-                fingerprint=message.fingerprint,
-            )
-            await self._execute(ctx, message.command)
+            message = parse(record.value, self.tenants, now=self.deps.clock())
+            if isinstance(message, InboundBatch):
+                await self._batch(record, message)
+                return
+            await self._run(record, message, "")
             metrics.INBOUND_MESSAGES.labels(message.name, "applied").inc()
         except Rejected as rejected:
             await self.dead_letter(record, rejected.kind, rejected.reason)
+
+    async def _run(self, record: ConsumerRecord, message: InboundCommand, suffix: str) -> None:
+        """Run one command; a refusal is raised as Rejected (after recording it for its key).
+
+        ``suffix`` (``:<index>`` for a batch item) makes the record-derived key of each item
+        its own, so a redelivered batch replays every item once.
+        """
+        where = f"{record.topic}:{record.partition}:{record.offset}"
+        ctx = Context(
+            tenant=message.tenant,
+            source="inbound",
+            request_id=where,
+            idempotency_key=message.idempotency_key or f"inbound:{where}{suffix}",
+            fingerprint=message.fingerprint,
+        )
+        try:
+            await self._execute(ctx, message.command)
         except (DomainError, IdempotencyKeyReused) as exc:
             if isinstance(exc, DomainError):
                 await record_refusal(self.deps, ctx, message.command)
-            await self.dead_letter(record, "rejected", str(exc))
+            raise Rejected("rejected", str(exc)) from None
         except CommitQuarantined as exc:
-            await self.dead_letter(record, "quarantined", str(exc))
+            raise Rejected("quarantined", str(exc)) from None
+
+    async def _batch(self, record: ConsumerRecord, batch: InboundBatch) -> None:
+        """Run every item on its own (one participant's items in order); dead-letter the message
+        once, listing the items that failed, if any did: the others stay applied, and a
+        redelivery replays them (their keys) instead of applying them again."""
+        failed: dict[int, Rejected] = {}
+
+        async def chain(indexes: list[int]) -> None:
+            for index in indexes:
+                item = batch.items[index]
+                try:
+                    if isinstance(item, Rejected):
+                        raise item
+                    await self._run(record, item, f":{index}")
+                except Rejected as rejected:
+                    failed[index] = rejected
+
+        by_participant: dict[str, list[int]] = {}
+        for index, item in enumerate(batch.items):
+            pid = item.command.participant_id if isinstance(item, InboundCommand) else ""
+            by_participant.setdefault(pid, []).append(index)
+        await asyncio.gather(*[chain(indexes) for indexes in by_participant.values()])
+        if not failed:
+            metrics.INBOUND_MESSAGES.labels(batch.name, "applied").inc()
+            return
+        first = failed[min(failed)]
+        reasons = "; ".join(f"item {i}: {failed[i].reason}" for i in sorted(failed))
+        applied = len(batch.items) - len(failed)
+        summary = f"{len(failed)} of {len(batch.items)} items failed ({applied} applied): {reasons}"
+        await self.dead_letter(record, first.kind, summary)
 
     async def _execute(self, ctx: Context, command: object) -> None:
         for attempt in range(3):

@@ -31,12 +31,16 @@ class UpdateParticipant:
 
 @dataclass(frozen=True, slots=True)
 class AwardPoints:
-    """Credit points; creates the participant on first use."""
+    """Credit points (times the tier multiplier); creates the participant on first use.
+
+    ``expires_at`` (ISO-8601 UTC with Z) is recorded with the credit; expiry is not applied yet.
+    """
 
     participant_id: str
     amount: int
     reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    expires_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +72,24 @@ def from_body(name: str, body: dict[str, Any]) -> Any:
             avatar_url=body.get("avatar_url", UNSET),
             attributes=body.get("attributes", UNSET),
         )
-    if name in ("points.award", "points.deduct"):
-        cls_ = AwardPoints if name == "points.award" else DeductPoints
-        return cls_(pid, body["amount"], body.get("reason"), body.get("metadata") or {})
+    if name == "points.award":
+        return AwardPoints(
+            pid,
+            body["amount"],
+            body.get("reason"),
+            body.get("metadata") or {},
+            body.get("expires_at"),
+        )
+    if name == "points.deduct":
+        return DeductPoints(pid, body["amount"], body.get("reason"), body.get("metadata") or {})
     if name == "events.track":
         return TrackEvent(
             pid, body["event_name"], body.get("properties") or {}, body.get("timestamp")
         )
     if name == "badges.award":
-        return AwardBadge(pid, body["badge_code"])
+        return AwardBadge(pid, body["badge_code"], body.get("metadata") or {})
     if name == "tiers.assign":
-        return AssignTier(pid, body["tier_code"])
+        return AssignTier(pid, body["tier_code"], body.get("reason"))
     if name == "streaks.record":
         return RecordStreak(pid, body["streak_code"], body.get("timestamp"))
     if name == "rewards.claim":
@@ -102,6 +113,7 @@ class AwardBadge:
 
     participant_id: str
     badge_code: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,7 @@ class AssignTier:
 
     participant_id: str
     tier_code: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +145,20 @@ class ClaimReward:
     code_value: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EvaluateParticipant:
+    """Run the consequence rules (tier upgrades, badge unlocks) on an existing participant now.
+
+    What its next award or event would decide, without one: for definitions created or changed
+    after the participant qualified (POST /admin/{tiers|badges}/{id}/evaluate). Never creates.
+    """
+
+    participant_id: str
+
+
 COMMAND_NAMES.update(
     {
+        EvaluateParticipant: "definitions.evaluate",
         TrackEvent: "events.track",
         AwardBadge: "badges.award",
         AssignTier: "tiers.assign",
@@ -152,4 +177,5 @@ Command = (
     | AssignTier
     | RecordStreak
     | ClaimReward
+    | EvaluateParticipant
 )

@@ -133,7 +133,13 @@ def decide(state: ParticipantState | None, command: Any, env: Env) -> list[Event
 @decider(AwardPoints)
 def _award(draft: Draft, command: AwardPoints) -> None:
     draft.ensure_exists()
-    draft.award(command.amount, command.reason, command.metadata)
+    draft.award(
+        command.amount,
+        command.reason,
+        command.metadata,
+        multiplied=True,
+        expires_at=command.expires_at,
+    )
 
 
 @decider(DeductPoints)

@@ -8,9 +8,11 @@ definitions change later.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from schemas.events import Event, ParticipantRegistered, PointsAwarded, PointsDeducted
@@ -87,17 +89,57 @@ class Draft:
             self.total_spent += event.amount
         self.sections = fold(event, self.sections, self.at)
 
-    def award(self, amount: int, reason: str | None, metadata: dict[str, Any]) -> PointsAwarded:
-        """Add a PointsAwarded of ``amount`` (a rule, a challenge, a badge paying points)."""
+    def award(
+        self,
+        amount: int,
+        reason: str | None,
+        metadata: dict[str, Any],
+        *,
+        multiplied: bool = False,
+        expires_at: str | None = None,
+    ) -> PointsAwarded:
+        """Add a PointsAwarded of ``amount`` (a request, a rule, a challenge's reward).
+
+        With ``multiplied`` (direct awards and earn rules), the tier held now multiplies it.
+        """
+        factor = tier_multiplier(self.catalog, self.sections) if multiplied else None
+        credited = amount if factor is None else multiply(amount, factor)
         event = PointsAwarded(
             transaction_id=self.new_id(),
-            amount=amount,
-            balance_after=self.balance + amount,
+            amount=credited,
+            balance_after=self.balance + credited,
             reason=reason,
             metadata=metadata,
+            base_amount=amount,
+            multiplier=None if factor is None else format(factor, "f"),
+            expires_at=expires_at,
         )
         self.add(event)
         return event
+
+
+def tier_multiplier(catalog: Catalog, sections: Sections) -> Decimal | None:
+    """The ``multiplier`` of the tier held (an active definition), or None if it has none.
+
+    A multiplier of exactly 1 is None too: nothing to record.
+    """
+    held = (sections.get("tier") or {}).get("code")
+    tier = next((t for t in catalog.tiers if t["code"] == held), None) if held else None
+    raw = (tier or {}).get("multiplier")
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        factor = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not factor.is_finite() or factor <= 0 or factor == 1:
+        return None
+    return factor.normalize()
+
+
+def multiply(amount: int, factor: Decimal) -> int:
+    """``amount`` x ``factor`` floored to an integer, exactly (Decimal, never float)."""
+    return math.floor(Decimal(amount) * factor)
 
 
 # Consequence rules run after every command until none adds an event.

@@ -37,6 +37,13 @@ API = "/api/v1/gamify"
 ACME_KEY = "key-acme"
 GLOBEX_KEY = "key-globex"
 ADMIN_KEY = "key-admin"  # acme's admin key
+# A module's tests share one server and tenant: the reference's 200 requests a minute would
+# refuse them. Rate limits are tested in tests/unit/test_rate_limits.py and integration.
+NO_RATE_LIMITS = {
+    "GAMIFY_RATE_LIMIT_PER_KEY": "off",
+    "GAMIFY_RATE_LIMIT_PER_TENANT": "off",
+    "GAMIFY_RATE_LIMIT_INGEST_BURST": "off",
+}
 API_KEYS = f"acme:{ACME_KEY},globex:{GLOBEX_KEY},acme:{ADMIN_KEY}:admin"
 
 MODES = ["embedded", "kafka"]
@@ -231,6 +238,7 @@ def server_factory(
         env = {
             "GAMIFY_API_KEYS": API_KEYS,
             "GAMIFY_LOG_LEVEL": os.environ.get("GAMIFY_E2E_LOG_LEVEL", "WARNING"),
+            **NO_RATE_LIMITS,
         }
         if mode == "kafka":
             broker = kafka_broker.get()

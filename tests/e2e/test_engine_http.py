@@ -169,7 +169,6 @@ async def test_tiers_upgrade_inside_awards_and_show_in_profile_state_and_tier(
     assert profile["tier"]["next_tier"] == {
         "code": high,
         "name": "Gold",
-        "level": 200,
         "points_required": 7_000_000,
         "points_remaining": 2_000_000,
     }
@@ -179,7 +178,7 @@ async def test_tiers_upgrade_inside_awards_and_show_in_profile_state_and_tier(
     state = (await api.get(f"/participants/{pid}/state", params={"include": "tier"})).body
     assert state == {"participant_id": pid, "tier": {"code": high, "name": "Gold", "level": 200}}
     tier = (await api.get(f"/participants/{pid}/tier")).body
-    assert [h["code"] for h in tier["history"]] == [low, high]
+    assert [h["code"] for h in tier["tier_history"]] == [low, high]
     assert tier["current_tier"]["code"] == high and tier["lifetime_points"] == 7_000_000
 
 

@@ -223,7 +223,7 @@ async def test_one_participant_through_every_feature(api: Api, pid: str) -> None
     assert state["rewards"] == {"total_claimed": 1}
 
     tier = (await api.get(f"/participants/{pid}/tier")).body
-    assert [h["code"] for h in tier["history"]] == ["bronze", "silver", "gold"]
+    assert [h["code"] for h in tier["tier_history"]] == ["bronze", "silver", "gold"]
     ledger = (await api.ledger(pid))["transactions"]
     assert [(t["type"], t["amount"]) for t in reversed(ledger)] == [
         ("award", 120),

@@ -31,6 +31,7 @@ from projections.participants.queries import ParticipantQueries
 from projections.participants.store import participant_store
 from projections.replay import ReplayOptions, replay
 from projections.sources.sqlite import SqliteLogSource
+from schemas.events import EVENT_CLASSES
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.adapters.sqlite_event_log import open_log_recorder
 
@@ -179,11 +180,17 @@ def test_the_fixture_has_the_commit_envelope_with_old_event_versions() -> None:
     # The current schema rejects exactly the lines carrying an old event.
     validator = jsonschema.Draft202012Validator(schema)
     rejected = [line["commit_id"] for line in lines if not validator.is_valid(line)]
+    current = {name: cls.class_version for name, cls in EVENT_CLASSES.items()}
     old_ids = {
         line["commit_id"]
         for line in lines
-        if any(e in old_points or e in old_updates for e in line["events"])
+        if any(e["version"] < current[e["type"]] for e in line["events"])
     }
+    assert {
+        line["commit_id"]
+        for line in lines
+        if any(e in old_points or e in old_updates for e in line["events"])
+    } <= old_ids
     assert set(rejected) == old_ids
 
 
@@ -257,13 +264,16 @@ async def test_an_old_format_log_replays_into_the_hand_computed_read_models(
     assert first.events == [
         {
             "type": "PointsAwarded",
-            "version": 2,
+            "version": 3,
             "data": {
                 "transaction_id": "tx-a1",
                 "amount": 100,
                 "balance_after": 100,
                 "reason": "signup",
                 "metadata": {},
+                "base_amount": 100,
+                "multiplier": None,
+                "expires_at": None,
             },
         }
     ]

@@ -46,6 +46,14 @@ def new_prefix() -> str:
     return f"sys{uuid.uuid4().hex[:10]}."
 
 
+# Load and kill tests send far more than the reference's 200 requests a minute per tenant.
+NO_RATE_LIMITS = {
+    "GAMIFY_RATE_LIMIT_PER_KEY": "off",
+    "GAMIFY_RATE_LIMIT_PER_TENANT": "off",
+    "GAMIFY_RATE_LIMIT_INGEST_BURST": "off",
+}
+
+
 def kafka_env(broker: Broker, prefix: str, partitions: int) -> dict[str, str]:
     """Environment of a gamify process on ``broker`` under ``prefix``."""
     env = {
@@ -54,6 +62,7 @@ def kafka_env(broker: Broker, prefix: str, partitions: int) -> dict[str, str]:
         "GAMIFY_KAFKA_PARTITIONS": str(partitions),
         "GAMIFY_KAFKA_SESSION_TIMEOUT_MS": SESSION_TIMEOUT_MS,
         "GAMIFY_LOG_LEVEL": os.environ.get("GAMIFY_SYSTEM_LOG_LEVEL", "WARNING"),
+        **NO_RATE_LIMITS,
     }
     if not broker.idempotence_supported:
         env["GAMIFY_KAFKA_IDEMPOTENCE"] = "false"
@@ -85,11 +94,15 @@ class GamifyProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def spawn(self) -> GamifyProcess:
-        """Start the process without waiting for it (see ``wait_healthy``)."""
+    def spawn(self, *, same_port: bool = False) -> GamifyProcess:
+        """Start the process without waiting for it (see ``wait_healthy``).
+
+        ``same_port``: listen where the last run did, as a restarted service does.
+        """
         assert not self.running, f"{self.command} already running"
         self.runs += 1
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
         env.update(self.env)
         env.setdefault("GAMIFY_DATA_DIR", str(self.workdir / "data"))

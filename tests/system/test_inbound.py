@@ -282,6 +282,86 @@ async def test_same_bytes_without_idempotency_key_are_two_messages(inbound: Inbo
     assert (await inbound.ledger(pid))["total"] == 2
 
 
+async def test_values_the_boundary_refuses_are_dead_lettered_as_schema_and_later_ones_apply(
+    inbound: Inbound,
+) -> None:
+    """The same boundary as HTTP (services/validation.py): control characters, floats for
+    integers, bidi overrides in ids, timestamps outside the window, oversized numbers in maps."""
+    pid = "gina"
+    key = f"acme:{pid}"
+    before = inbound.dead_letters()
+    bad: list[tuple[dict[str, Any], str]] = [
+        (msg("points.award", pid, amount=1, reason="a\u0000b"), "reason"),
+        (msg("points.award", pid, amount=1.0), "amount"),
+        (msg("points.award", "gi\u202ena", amount=1), "participant_id"),
+        (msg("participants.register", pid, display_name="G\u0000"), "display_name"),
+        (msg("points.award", pid, amount=1, metadata={"a": {"b": "\u0085"}}), "metadata.a.b"),
+        (msg("events.track", pid, event_name="e", timestamp="2030-01-01T00:00:00Z"), "timestamp"),
+        (
+            msg("events.track", pid, event_name="e", timestamp="0001-01-01T00:00:00+01:00"),
+            "timestamp",
+        ),
+        (msg("events.track", pid, event_name="e", properties={"t": 1e308}), "properties.t"),
+    ]
+    values = [json.dumps(m).encode() for m, _ in bad]
+    inbound.touched.add(("acme", pid))
+    sent = await inbound.publish(
+        key, *values, msg("points.award", pid, amount=3, reason="after", metadata={"k": "v"})
+    )
+    profile = await inbound.wait_profile(pid, lambda p: p["points"]["total_earned"] == 3)
+    assert profile["points"] == {"balance": 3, "total_earned": 3, "total_spent": 0}
+    assert profile["display_name"] is None and profile["total_events"] == 0
+    letters = {
+        (h["gamify-dlq-source-partition"], h["gamify-dlq-source-offset"]): (r, h)
+        for r in await read_topic(inbound.broker.bootstrap, inbound.dlq)
+        if (h := {k: v.decode() for k, v in r.headers})["gamify-dlq-source-topic"] == inbound.topic
+    }
+    for md, value, (_, field) in zip(sent[:-1], values, bad, strict=True):
+        found = letters.get((str(md.partition), str(md.offset)))
+        assert found is not None, (
+            f"{field}: message at {md.partition}/{md.offset} not dead-lettered"
+        )
+        record, headers = found
+        assert record.value == value
+        assert headers["gamify-dlq-error-type"] == "schema", headers
+        assert headers["gamify-dlq-reason"].startswith(f"{field}: "), headers
+    after = inbound.dead_letters()
+    assert after["schema"] - before["schema"] == len(bad)
+
+
+async def test_an_award_batch_applies_its_good_items_and_dead_letters_the_rest_once(
+    inbound: Inbound,
+) -> None:
+    gwen, hal, ivy = "gwen", "hal", "ivy"
+    inbound.touched.update({("acme", gwen), ("acme", hal), ("acme", ivy)})  # redelivered below
+    awards = [
+        {"participant_id": gwen, "amount": 10, "idempotency_key": "batch-1"},
+        {"participant_id": hal, "amount": 0},
+        {"participant_id": hal, "amount": 3},  # no key: the record's offset plus ":2"
+        {"participant_id": gwen, "amount": 2},
+    ]
+    sent = await inbound.publish(
+        "acme:batch",
+        msg("points.award_batch", None, awards=awards),
+        msg("points.award_batch", None, awards=awards[:1]),  # a retry of the keyed item
+        msg("points.award", ivy, amount=1),  # same partition, after both batches
+    )
+    await inbound.wait_profile(ivy, lambda p: p["points"]["total_earned"] == 1)
+    assert (await inbound.profile(gwen))["points"]["balance"] == 12
+    assert (await inbound.profile(hal))["points"]["balance"] == 3
+    letters = [
+        h
+        for r in await read_topic(inbound.broker.bootstrap, inbound.dlq)
+        if (h := {k: v.decode() for k, v in r.headers})["gamify-dlq-source-topic"] == inbound.topic
+        and h["gamify-dlq-source-partition"] == str(sent[0].partition)
+        and h["gamify-dlq-source-offset"] in {str(md.offset) for md in sent}
+    ]
+    assert [h["gamify-dlq-source-offset"] for h in letters] == [str(sent[0].offset)]
+    assert letters[0]["gamify-dlq-error-type"] == "schema"
+    reason = letters[0]["gamify-dlq-reason"]
+    assert "1 of 4 items failed (3 applied)" in reason and "awards[1].amount" in reason
+
+
 # --------------------------------------------------------------------------------------------
 # Redelivery: stop the server, rewind the inbound group to offset 0, start it again.
 

@@ -249,6 +249,7 @@ def test_completion_awards_points_and_a_badge_in_the_same_decision() -> None:
             balance_after=50,
             reason="challenge:c1",
             metadata={"challenge": "c1", "window": "perpetual", "event_id": tracked.event_id},
+            base_amount=50,
         ),
         BadgeEarned(code="champ", name="Champion", rarity="rare", manual=False),
     ]

@@ -34,7 +34,7 @@ COMMIT = Commit(
     events=(
         ParticipantRegistered(auto_created=True),
         ParticipantProfileUpdated({"display_name": "Jane"}),
-        PointsAwarded("tx-1", 50, 50, "signup", {"order_id": "o1"}),
+        PointsAwarded("tx-1", 50, 50, "signup", {"order_id": "o1"}, base_amount=50),
         PointsDeducted("tx-2", 20, 30, None, {}),
     ),
 )
@@ -85,7 +85,7 @@ def test_a_v1_award_without_metadata_is_upcast_to_today_s_event() -> None:
         "data": {"transaction_id": "tx-1", "amount": 50, "balance_after": 50, "reason": "signup"},
     }
     got = decode(orjson.dumps(raw))
-    assert got.events[2] == PointsAwarded("tx-1", 50, 50, "signup", {})
+    assert got.events[2] == PointsAwarded("tx-1", 50, 50, "signup", {}, base_amount=50)
 
 
 def test_a_v1_profile_update_has_its_renamed_field_upcast() -> None:
@@ -119,7 +119,7 @@ def test_a_v2_profile_update_with_the_whole_map_is_upcast_to_a_replacement() -> 
 
 def test_encoding_writes_the_current_class_version() -> None:
     versions = [e["version"] for e in orjson.loads(encode(COMMIT))["events"]]
-    assert versions == [1, 3, 2, 2]
+    assert versions == [1, 3, 3, 2]
 
 
 def test_an_event_newer_than_the_code_is_refused_rather_than_misread() -> None:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import fields
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import orjson
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
@@ -26,10 +29,13 @@ from referencing.jsonschema import DRAFT202012
 
 from schemas import codec
 from schemas.events import (
+    API_KEY,
     DEFINITION,
     EVENT_CLASSES,
     PARTICIPANT,
     REWARD,
+    ApiKeyIssued,
+    ApiKeyRevoked,
     BadgeEarned,
     Causation,
     ChallengeCompleted,
@@ -51,19 +57,25 @@ from schemas.events import (
     TierChanged,
 )
 from services.adapters.memory_event_log import InMemoryEventLog
+from services.api import openapi as openapi_builder
+from services.api import query_views
 from services.api.app import create_app
 from services.api.docs_views import DOCS_PATH
+from services.api.engine_views import MAX_BATCH
+from services.api.representations import STATE_SECTIONS
 from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
+from services.rate_limit_config import Rate, RateLimitSettings
+from services.validation import ValidationFailed, validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas" / "json"
 EVENT_DIR = SCHEMA_DIR / "events"
 ASYNCAPI = ROOT / "schemas" / "asyncapi.yaml"
-OPENAPI = ROOT / "services" / "api" / "openapi.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)  # the server clock inbound parsing is pinned to
 BASE = "/api/v1/gamify"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -135,7 +147,7 @@ def test_the_commit_schema_lists_every_event_type_and_inlines_its_schema_unchang
     commit = load(SCHEMA_DIR / "participant_commit.v1.json")
     item = commit["properties"]["events"]["items"]
     assert set(item["properties"]["type"]["enum"]) == set(EVENT_CLASSES)
-    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD}
+    assert set(commit["properties"]["stream"]["enum"]) == {PARTICIPANT, DEFINITION, REWARD, API_KEY}
     on_streams = [
         r["then"]["properties"]["events"]["items"]["properties"]["type"]["enum"]
         for r in commit["allOf"]
@@ -184,9 +196,9 @@ def realistic_commits() -> list[Commit]:
             ParticipantProfileUpdated(
                 {"display_name": "Jane Smith"}, False, {"plan": "pro"}, ["trial"]
             ),
-            PointsAwarded("tx-1", 150, 150, "challenge:learner", {"challenge": "learner"}),
-            TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, manual=False),
-            BadgeEarned("first_steps", "First Steps", "common", manual=False),
+            PointsAwarded("tx-1", 150, 150, "order", {"order": "o-1"}, 100, "1.5", at),
+            TierChanged("silver", "Silver", 1, "#C0C0C0", None, None, True, "VIP promotion"),
+            BadgeEarned("first_steps", "First Steps", "common", True, {"campaign": "spring"}),
             EventTracked("ev-1", "lesson_completed", {"course": "py101"}, at),
             ChallengeProgressed("learner", window, {"lessons": 2, "quiz": 1}),
             ChallengeCompleted("learner", window),
@@ -209,6 +221,13 @@ def realistic_commits() -> list[Commit]:
             "rewards.reserve",
             RewardCodeReserved("claim-1", "user_123", "CAFE-001", "claim-77"),
             RewardCodeReleased("claim-1", "CAFE-001"),
+        ),
+        commit(
+            API_KEY,
+            "key-1",
+            "api_key.issue",
+            ApiKeyIssued("key-1", "ab" * 32, "gmf_live_ab12", "Backend", "admin", 500),
+            ApiKeyRevoked(),
         ),
     ]
 
@@ -287,6 +306,12 @@ INBOUND_SAMPLES: dict[str, dict[str, Any]] = {
         "reward_id": "reward-1",
         "points_deduction": True,
     },
+    "points.award_batch": {
+        "awards": [
+            {"participant_id": "user_123", "amount": 25, "idempotency_key": "order-1"},
+            {"participant_id": "user_456", "amount": 5, "expires_at": "2027-01-01T00:00:00Z"},
+        ]
+    },
 }
 
 
@@ -307,7 +332,7 @@ def test_a_sample_message_of_every_inbound_command_validates_and_parses(command:
         "idempotency_key": "m-1",
     }
     assert errors_of(schema_validator("inbound_message.v1.json"), message) == []
-    assert parse(orjson.dumps(message), {"acme"}).name == command
+    assert parse(orjson.dumps(message), {"acme"}, now=NOW).name == command
 
 
 INBOUND_WRONG = {
@@ -330,7 +355,7 @@ def test_messages_the_processor_dead_letters_break_the_inbound_schema(what: str)
     message = INBOUND_WRONG[what]
     assert errors_of(schema_validator("inbound_message.v1.json"), message)
     with pytest.raises(Rejected):
-        parse(orjson.dumps(message), {"acme"})
+        parse(orjson.dumps(message), {"acme"}, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,9 +467,9 @@ def test_asyncapi_examples_satisfy_their_schemas() -> None:
 # OpenAPI
 
 
-@cache
 def openapi() -> dict[str, Any]:
-    return load(OPENAPI)
+    """The document the app serves: the skeleton plus schemas/json (services/api/openapi.py)."""
+    return openapi_builder.document()
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -484,14 +509,121 @@ def test_the_openapi_document_describes_exactly_the_routes_of_the_app(tmp_path: 
     assert sorted(documented - routes) == [], "documented endpoints the app does not serve"
 
 
-def test_openapi_embeds_the_json_schemas_unchanged() -> None:
+def from_schema_files(schema: Any) -> set[str]:
+    """The schemas/json components a schema names, following the skeleton's own components."""
+    found: set[str] = set()
+    for ref in openapi_builder.refs(schema):
+        name = ref.removeprefix("#/components/schemas/").split("/")[0]
+        if name.removesuffix(openapi_builder.PARTIAL) in openapi_builder.schema_files():
+            found.add(name)
+        elif name in openapi()["components"]["schemas"]:
+            found |= from_schema_files(openapi()["components"]["schemas"][name])
+    return found
+
+
+def test_every_request_body_is_a_schema_from_schemas_json() -> None:
+    bodies = 0
+    for path, method in sorted(documented_operations()):
+        body = openapi()["paths"][path][method].get("requestBody")
+        if body is None:
+            continue
+        schema = body["content"]["application/json"]["schema"]
+        assert from_schema_files(schema), f"{method.upper()} {path}: no schema from schemas/json"
+        bodies += 1
+    assert bodies == 14  # commands, definitions, api-keys and the award batch
+    admin = openapi()["paths"][f"{BASE}/admin/{{resource}}"]["post"]["requestBody"]
+    assert from_schema_files(admin) == {f"definitions.{kind}.v1" for kind in KINDS.values()}
+    batch = openapi()["components"]["schemas"]["EventBatchRequest"]["properties"]["events"]
+    assert batch["maxItems"] == MAX_BATCH
+
+
+def test_openapi_embeds_the_schemas_the_api_validates_with() -> None:
     embedded = openapi()["components"]["schemas"]
-    for command in COMMANDS:
-        assert embedded[f"{command}.v1"] == load(SCHEMA_DIR / f"{command}.v1.json"), command
-    for kind in KINDS.values():
-        assert embedded[f"definitions.{kind}.v1"] == load(
-            SCHEMA_DIR / "definitions" / f"{kind}.v1.json"
-        ), kind
+    commands = [
+        *COMMANDS,
+        "api_keys.create",
+        *(f"definitions/{kind}" for kind in KINDS.values()),
+    ]
+    for command in commands:
+        for partial, suffix in ((False, ""), (True, openapi_builder.PARTIAL)):
+            name = f"{command.replace('/', '.')}.v1{suffix}"
+            if name not in embedded:
+                continue
+            expected = {
+                k: v
+                for k, v in validator(command, partial).schema.items()
+                if k not in ("$schema", "$id")
+            }
+            if not any(True for _ in openapi_builder.refs(expected)):
+                assert embedded[name] == expected, name
+    assert all(f"definitions.{k}.v1.partial" in embedded for k in KINDS.values())
+    assert all("required" not in embedded[f"definitions.{k}.v1.partial"] for k in KINDS.values())
+
+
+def test_the_generator_rewrites_file_refs_into_component_refs() -> None:
+    needs: set[str] = set()
+    schema = {
+        "properties": {
+            "id": {"$ref": "../common.v1.json#/$defs/id"},
+            "self": {"$ref": "#/$defs/x"},
+            "items": [{"$ref": "other.v1.json"}],
+        }
+    }
+    rebased = openapi_builder.rebased(
+        schema, "definitions/tier.v1.json", "definitions.tier.v1", needs
+    )
+    assert rebased["properties"] == {
+        "id": {"$ref": "#/components/schemas/common.v1/$defs/id"},
+        "self": {"$ref": "#/components/schemas/definitions.tier.v1/$defs/x"},
+        "items": [{"$ref": "#/components/schemas/definitions.other.v1"}],
+    }
+    assert needs == {"common.v1", "definitions.other.v1"}
+
+
+def test_a_skeleton_naming_an_unknown_schema_or_shadowing_a_file_does_not_build() -> None:
+    skeleton = openapi_builder.skeleton()
+    unknown = json.loads(json.dumps(skeleton))
+    unknown["components"]["schemas"]["Error"]["properties"]["x"] = {
+        "$ref": "#/components/schemas/points.refund.v1"
+    }
+    with pytest.raises(openapi_builder.SkeletonError, match="points.refund.v1"):
+        openapi_builder.build(unknown)
+    shadow = json.loads(json.dumps(skeleton))
+    shadow["components"]["schemas"]["points.award.v1"] = {"type": "object"}
+    with pytest.raises(openapi_builder.SkeletonError, match="points.award.v1"):
+        openapi_builder.build(shadow)
+
+
+def test_every_keyed_operation_documents_the_errors_it_can_answer() -> None:
+    for path, method in documented_operations():
+        operation = openapi()["paths"][path][method]
+        statuses = set(operation["responses"])
+        if operation.get("security") == []:
+            continue
+        expected = {"401", "422", "429", "503"}
+        if path.startswith(f"{BASE}/admin/"):
+            expected.add("403")
+        if "requestBody" in operation:
+            expected |= {"400", "413"}
+        if "{" in path:
+            expected.add("404")  # a path naming something that does not exist
+        assert expected <= statuses, f"{method.upper()} {path}: {sorted(expected - statuses)}"
+        if method != "get":
+            shape = resolved(operation["responses"]["422"])["content"]["application/json"]
+            assert {"$ref": "#/components/schemas/Error"} in shape["schema"].get("oneOf", []), (
+                f"{method.upper()} {path}: a reused Idempotency-Key's 422 is a message"
+            )
+
+
+@given(st.lists(st.sampled_from([*STATE_SECTIONS, ",", " ", "\t", "x", "tiers"])).map("".join))
+def test_the_documented_include_pattern_accepts_what_the_state_endpoint_accepts(raw: str) -> None:
+    documented = re.search(openapi_builder.include_pattern(), raw) is not None
+    try:
+        query_views._include(raw)
+        accepted = True
+    except ValidationFailed:
+        accepted = False
+    assert documented == accepted
 
 
 def test_admin_operations_need_the_admin_scope_and_public_ones_no_key() -> None:
@@ -727,6 +859,29 @@ async def define(call: Contract) -> str:
     return str(ids["rewards"])
 
 
+async def api_keys(call: Contract) -> None:
+    """The API-key admin endpoints: issue, use, list, revoke."""
+    keys, one = f"{BASE}/admin/api-keys", f"{BASE}/admin/api-keys/{{id}}"
+    issued = await call("POST", keys, 201, headers=ADMIN, json={"name": "Backend"})
+    await call(
+        "GET", f"{P}/points", 404, headers={"X-API-Key": issued["key"]}, at={"participant_id": "k"}
+    )
+    await call("POST", keys, 422, headers=ADMIN, json={"name": "x", "scope": "root"})
+    await call("GET", keys, 200, headers=ADMIN)
+    await call("GET", keys, 403)
+    await call("DELETE", one, 200, headers=ADMIN, at={"id": issued["id"]})
+    await call("DELETE", one, 404, headers=ADMIN, at={"id": "nope"})
+
+
+async def test_a_rate_limited_answer_is_documented(tmp_path: Path) -> None:
+    limits = RateLimitSettings(per_key=Rate(1, 60))
+    app = create_app(settings(tmp_path, rate_limits=limits), event_log=InMemoryEventLog())
+    async with TestClient(TestServer(app)) as client:
+        call = Contract(client)
+        await call("GET", P, 404, at={"participant_id": "nobody"})
+        await call("GET", P, 429, at={"participant_id": "nobody"})
+
+
 async def test_every_endpoint_answers_what_the_document_says(
     contract: tuple[Contract, InMemoryEventLog],
 ) -> None:
@@ -743,6 +898,11 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", f"{BASE}/points/deduct", 200, json={**user, "amount": 20})
     await call("POST", f"{BASE}/points/deduct", 400, json={**user, "amount": 5000})
     await call("POST", f"{BASE}/points/deduct", 409, headers=keyed, json={**user, "amount": 1})
+    awards = [{**user, "amount": 5, "idempotency_key": "batch-1"}, {**user, "amount": 0}, "x"]
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards})
+    await call("POST", f"{BASE}/points/award-batch", 200, json={"awards": awards[:1]})
+    await call("POST", f"{BASE}/points/award-batch", 422, json={"awards": []})
+    await call("POST", f"{BASE}/points/award-batch", 400, data=b"[]")
     await call("POST", f"{BASE}/events", 200, json={**user, "event_name": "purchase"})
     batch = [
         {**user, "event_name": "lesson"},
@@ -759,6 +919,16 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", f"{P}/badges", 200, at=pid)
     await call("POST", f"{BASE}/tiers/assign", 200, json={**user, "tier_code": "gold"})
     await call("GET", f"{P}/tier", 200, at=pid)
+    evaluate = f"{BASE}/admin/{{resource}}/{{id}}/evaluate"
+    for resource, ref, status in (
+        ("tiers", "silver", 200),
+        ("badges", "first_steps", 200),
+        ("badges", "retired", 409),
+        ("rewards", "coffee", 404),
+    ):
+        at = {"resource": resource, "id": ref}
+        await call("POST", evaluate, status, headers=ADMIN, at=at)
+    await call("POST", evaluate, 403, at={"resource": "tiers", "id": "silver"})
     for day in ("01", "02", "12", "12"):  # the third tick breaks the streak, the last repeats it
         tick = {**user, "streak_code": "daily_login", "timestamp": f"2026-01-{day}T10:00:00Z"}
         await call("POST", f"{BASE}/streaks/record", 200, json=tick)
@@ -774,6 +944,7 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("POST", claim, 404, at={"reward_id": "nope"}, json=user)
     await call("GET", f"{P}/rewards", 200, at=pid)
     await call("GET", f"{BASE}/admin/rewards/{{reward_id}}/stock", 200, headers=ADMIN, at=reward)
+    await api_keys(call)
     board, rank = (
         f"{BASE}/leaderboards/{{code}}",
         f"{BASE}/leaderboards/{{code}}/rank/{{participant_id}}",

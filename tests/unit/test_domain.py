@@ -183,13 +183,17 @@ def test_the_first_award_creates_the_participant_in_the_same_decision() -> None:
     events = decide(None, AwardPoints("u1", 50, reason="signup"), IDS)
     assert events == [
         ParticipantRegistered(auto_created=True),
-        PointsAwarded(transaction_id="tx-1", amount=50, balance_after=50, reason="signup"),
+        PointsAwarded(
+            transaction_id="tx-1", amount=50, balance_after=50, reason="signup", base_amount=50
+        ),
     ]
 
 
 def test_an_award_adds_to_the_balance() -> None:
     events = decide(ParticipantState(version=2, balance=70), AwardPoints("u1", 30), IDS)
-    assert events == [PointsAwarded(transaction_id="tx-1", amount=30, balance_after=100)]
+    assert events == [
+        PointsAwarded(transaction_id="tx-1", amount=30, balance_after=100, base_amount=30)
+    ]
 
 
 def test_a_deduct_within_the_balance_debits_it() -> None:

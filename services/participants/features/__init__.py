@@ -3,6 +3,7 @@
 from services.participants.features import (  # noqa: F401 - imported to register
     badges,
     challenges,
+    evaluation,
     events,
     rewards,
     streaks,

@@ -14,13 +14,20 @@ def earned(draft: Draft, code: str) -> bool:
     return code in draft.sections.get("badges", {})
 
 
-def _earn(draft: Draft, badge: dict[str, Any], *, manual: bool) -> None:
+def _earn(
+    draft: Draft,
+    badge: dict[str, Any],
+    *,
+    manual: bool,
+    metadata: dict[str, Any] | None = None,
+) -> None:
     draft.add(
         BadgeEarned(
             code=badge["code"],
             name=badge.get("name", badge["code"]),
             rarity=badge.get("rarity"),
             manual=manual,
+            metadata=dict(metadata or {}),
         )
     )
 
@@ -62,4 +69,4 @@ def award(draft: Draft, command: AwardBadge) -> None:
         raise UnknownDefinition("badge", command.badge_code)
     draft.ensure_exists()
     if not earned(draft, badge["code"]):
-        _earn(draft, badge, manual=True)
+        _earn(draft, badge, manual=True, metadata=command.metadata)

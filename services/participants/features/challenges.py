@@ -23,6 +23,7 @@ from services.participants.features import events as tracked
 
 ROLLING = "rolling:"
 DEFAULT_ROLLING_DAYS = 7
+MAX_ROLLING_DAYS = 3650  # schemas/json/definitions/challenge.v1.json
 
 
 def progress(draft: Draft, event: EventTracked) -> None:
@@ -87,7 +88,8 @@ def window_type(definition: dict[str, Any]) -> str:
 
 
 def rolling_days(definition: dict[str, Any]) -> int:
-    return int((definition.get("window") or {}).get("days") or DEFAULT_ROLLING_DAYS)
+    days = int((definition.get("window") or {}).get("days") or DEFAULT_ROLLING_DAYS)
+    return max(1, min(MAX_ROLLING_DAYS, days))
 
 
 def bounds(definition: dict[str, Any], key: str | None) -> tuple[datetime | None, datetime | None]:
@@ -132,9 +134,9 @@ def moment(text: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def iso(when: datetime) -> str:

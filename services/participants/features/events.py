@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from schemas.events import EventTracked
@@ -10,6 +11,8 @@ from services.participants.commands import TrackEvent
 from services.participants.domain import decider
 from services.participants.engine import Draft
 from services.participants.features import challenges
+
+MAX_RULE_POINTS = 1_000_000  # one rule match awards at most what one award may (points.award)
 
 
 def matches(conditions: dict[str, Any] | None, properties: dict[str, Any]) -> bool:
@@ -37,7 +40,7 @@ def _holds(op: str, value: Any, operand: Any, present: bool) -> bool:
     if op == "ne":
         return bool(value != operand)
     if op == "in":
-        return value in operand
+        return isinstance(operand, list) and value in operand
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if not numeric or not isinstance(operand, int | float):
         return False
@@ -50,13 +53,29 @@ def _holds(op: str, value: Any, operand: Any, present: bool) -> bool:
 
 
 def rule_points(rule: dict[str, Any], properties: dict[str, Any]) -> int:
-    """Points a matching rule awards: ``points``, or ``points_property`` x ``multiplier``."""
+    """Points a matching rule awards: ``points``, or ``points_property`` x ``multiplier``.
+
+    The product is exact decimal arithmetic on the numbers as written in JSON, floored
+    (0.57 x 100 = 57, 1.15 x 100 = 115), then held to 0..MAX_RULE_POINTS. A property that is
+    missing or not a finite number awards nothing.
+    """
     if rule.get("points"):
         return int(rule["points"])
     raw = properties.get(rule.get("points_property", ""))
-    if not isinstance(raw, int | float) or isinstance(raw, bool):
+    factor = rule.get("multiplier", 1)
+    if not (_finite(raw) and _finite(factor)):
         return 0
-    return max(0, min(1_000_000, math.floor(raw * float(rule.get("multiplier", 1)))))
+    with localcontext(prec=100):
+        try:
+            exact = Decimal(repr(raw)) * Decimal(repr(factor))
+        except InvalidOperation:
+            return 0
+        bounded = max(Decimal(0), min(Decimal(MAX_RULE_POINTS), exact))
+        return int(bounded.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @decider(TrackEvent)
@@ -79,5 +98,6 @@ def track(draft: Draft, command: TrackEvent) -> None:
                     amount,
                     f"rule:{rule['code']}",
                     {"event_id": event.event_id, "rule": rule["code"]},
+                    multiplied=True,
                 )
     challenges.progress(draft, event)

@@ -25,13 +25,35 @@ def qualifying(catalog: Catalog, lifetime_points: int) -> dict[str, Any] | None:
     return reached[-1] if reached else None
 
 
-def next_tier(catalog: Catalog, current_level: int | None) -> dict[str, Any] | None:
-    """The first automatic tier above ``current_level``."""
-    above = [t for t in automatic(catalog) if current_level is None or t["level"] > current_level]
-    return above[0] if above else None
+def _above(catalog: Catalog, current_level: int | None) -> list[dict[str, Any]]:
+    return [t for t in automatic(catalog) if current_level is None or t["level"] > current_level]
 
 
-def _change(draft: Draft, tier: dict[str, Any], *, manual: bool) -> None:
+def next_tier(
+    catalog: Catalog, current_level: int | None, lifetime_points: int
+) -> dict[str, Any] | None:
+    """The first automatic tier above ``current_level`` that ``lifetime_points`` do not reach.
+
+    So ``points_remaining`` is never 0: a tier already reached but not yet held (a definition
+    created after the participant qualified) is ``pending``, not next.
+    """
+    ahead = [t for t in _above(catalog, current_level) if min_points(t) > lifetime_points]
+    return ahead[0] if ahead else None
+
+
+def pending(
+    catalog: Catalog, current_level: int | None, lifetime_points: int
+) -> dict[str, Any] | None:
+    """The highest automatic tier above ``current_level`` that ``lifetime_points`` reach.
+
+    Not held yet because no command ran since it became reachable (its definition is newer than
+    the participant's last award); the next award or event, or an evaluation, gives it.
+    """
+    reached = [t for t in _above(catalog, current_level) if min_points(t) <= lifetime_points]
+    return reached[-1] if reached else None
+
+
+def _change(draft: Draft, tier: dict[str, Any], *, manual: bool, reason: str | None = None) -> None:
     current = draft.sections.get("tier") or {}
     draft.add(
         TierChanged(
@@ -42,6 +64,7 @@ def _change(draft: Draft, tier: dict[str, Any], *, manual: bool) -> None:
             previous_code=current.get("code"),
             previous_level=current.get("level"),
             manual=manual,
+            reason=reason,
         )
     )
 
@@ -64,4 +87,4 @@ def assign(draft: Draft, command: AssignTier) -> None:
         raise UnknownDefinition("tier", command.tier_code)
     draft.ensure_exists()
     if (draft.sections.get("tier") or {}).get("code") != tier["code"]:
-        _change(draft, tier, manual=True)
+        _change(draft, tier, manual=True, reason=command.reason)
