@@ -6,7 +6,7 @@ PYTEST := $(BIN)/python -m pytest
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install tools run test unit integration e2e lint mutation bench kafka-dev compose-up compose-down clean
+.PHONY: install tools run test unit integration e2e lint mutation bench bench-fast kafka-dev compose-up compose-down clean
 
 # Three layers: what the service needs (`make run`), the tansu dev broker (`make kafka-dev`), and
 # the test tools (`make test`, also `make install`). Each stamp file re-runs when pyproject changes.
@@ -72,6 +72,10 @@ mutation: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Projection (SQLite, PostgreSQL) and replay on a tenth of the workload: under two minutes.
+bench-fast: install
+	$(BIN)/python -m bench.run --fast
 
 compose-up:
 	@docker info >/dev/null 2>&1 || { echo "make compose-up needs a running Docker engine (docker info failed). Without Docker, try the Kafka shape with 'make kafka-dev' (see README, Kafka without Docker)." >&2; exit 1; }

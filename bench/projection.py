@@ -141,7 +141,7 @@ async def rebuild(bootstrap: str, work: Workload, url: str, cap: float) -> dict[
     finished = False
     try:
         result = await asyncio.wait_for(replay(opts), cap)
-        events, finished = result.events, True
+        events, finished = result.commits, True
     except TimeoutError:
         events = timeline.count
     seconds = time.perf_counter() - started

@@ -27,10 +27,8 @@ from projections.participants.features.leaderboards import (
     ALL_TIME,
     ALL_TIME_KEY,
     DAILY,
-    EVENT_PREFIX,
-    EVENTS,
     PERIODS,
-    POINTS,
+    metric_of,
     period_key,
     previous_period_key,
 )
@@ -84,14 +82,6 @@ class Standing:
     score: int
     total: int
     percentile: float
-
-
-def metric_of(definition: dict[str, Any]) -> str:
-    """The scores metric a leaderboard definition ranks (metric defaults to points)."""
-    if definition.get("metric", POINTS) == "events":
-        name = definition.get("event_name")
-        return f"{EVENT_PREFIX}{name}" if name else EVENTS
-    return POINTS
 
 
 def default_period(definition: dict[str, Any]) -> str:

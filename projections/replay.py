@@ -28,7 +28,7 @@ from projections.rebuild import (
     swap_in,
 )
 from projections.sources import LogSource
-from schemas.events import Commit
+from schemas.events import DEFINITION, Commit
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,11 @@ class _Replay:
         if not self.repair:
             return None
         tenant, pid = self.opts.tenant, self.opts.participant
+        # The tenant's definitions are folded too (into the copy only: they are not participant
+        # rows, so never copied back): leaderboard scores are kept for active metrics only.
         return lambda c: (
-            (tenant is None or c.tenant == tenant) and (pid is None or c.participant_id == pid)
+            (tenant is None or c.tenant == tenant)
+            and (pid is None or c.participant_id == pid or c.stream == DEFINITION)
         )
 
     async def run(self) -> ReplayResult:

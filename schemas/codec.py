@@ -1,4 +1,12 @@
-"""Encode and decode commits to and from log record bytes (orjson), upcasting old event versions."""
+"""Encode and decode commits to and from log record bytes, upcasting old event versions.
+
+Encoding uses orjson. Decoding has two paths that give the same commit: a typed msgspec decoder
+that builds the envelope and each current-version event straight from the bytes (~3x faster than
+orjson into dicts, then dataclasses; bench/apply_profile.py --decode-only), and the generic path
+(orjson, upcasters, then the dataclass) for everything else: older event versions, and any record
+the typed decoder does not accept as it stands (which the generic path then reads or refuses with
+a CodecError, exactly as before).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
+import msgspec
 import orjson
 
 from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
@@ -73,8 +82,79 @@ def headers(commit: Commit) -> list[tuple[str, bytes]]:
     ]
 
 
+class _RawEvent(msgspec.Struct):
+    """An event as it is on the log; ``data`` stays bytes until its class is known."""
+
+    type: str
+    version: int
+    data: msgspec.Raw
+
+
+class _RawCausation(msgspec.Struct):
+    command: str
+    source: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+class _RawCommit(msgspec.Struct):
+    """The commit envelope (participant_commit.v1.json); unknown keys are ignored."""
+
+    commit_id: str
+    tenant: str
+    participant_id: str
+    expected_version: int
+    recorded_at: str
+    causation: _RawCausation
+    events: list[_RawEvent]
+    stream: str | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_RawCommit)
+# Event type -> (current class version, a decoder of its data straight into the dataclass).
+_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls)) for t, cls in EVENT_CLASSES.items()}
+
+
 def decode(value: bytes) -> Commit:
-    """Parse record bytes into a commit, upcasting every event to its current version."""
+    """Parse record bytes into a commit, upcasting every event to its current version.
+
+    Raises CodecError when the bytes are not a commit this code can read.
+    """
+    try:
+        return _decode_typed(value)
+    except (msgspec.DecodeError, _NotTyped):
+        return _decode_generic(value)
+
+
+class _NotTyped(Exception):
+    """The typed path does not read this record (an older event version, an unknown type)."""
+
+
+def _decode_typed(value: bytes) -> Commit:
+    raw = _ENVELOPE.decode(value)
+    events = []
+    for e in raw.events:
+        current = _DATA.get(e.type)
+        if current is None or current[0] != e.version:
+            raise _NotTyped
+        events.append(current[1].decode(e.data))
+    c = raw.causation
+    return Commit(
+        commit_id=raw.commit_id,
+        tenant=raw.tenant,
+        participant_id=raw.participant_id,
+        expected_version=raw.expected_version,
+        recorded_at=raw.recorded_at,
+        causation=Causation(
+            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint
+        ),
+        events=tuple(events),
+        stream=raw.stream or PARTICIPANT,
+    )
+
+
+def _decode_generic(value: bytes) -> Commit:
     try:
         raw = orjson.loads(value)
         causation = raw["causation"]

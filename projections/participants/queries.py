@@ -12,6 +12,11 @@ from projections.participants.projector import ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS, TableSql
 from projections.participants.store import row_from_db, tracking_name
 
+_PARTICIPANT = (
+    f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} "  # noqa: S608
+    "WHERE tenant = ? AND participant_id = ?"
+)
+
 __all__ = ["LedgerPage", "OutcomeRow", "ParticipantQueries", "ParticipantRow"]
 
 
@@ -37,18 +42,33 @@ class LedgerPage:
 class ParticipantQueries(TableSql):
     """Read-only access to the participant read models (synchronous: call from a thread)."""
 
-    def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def _one(
+        self, sql: str, params: tuple[Any, ...], *, inline: bool = False
+    ) -> tuple[Any, ...] | None:
+        if inline:  # one statement in the calling thread (only where ``self.inline``)
+            return self.db.inline_read(self.sql(sql), params)
         with self.db.transaction(commit=False) as c:
             c.execute(self.sql(sql), params)
             return row(c)
 
-    def participant(self, tenant: str, participant_id: str) -> ParticipantRow | None:
-        found = self._one(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} "  # noqa: S608
-            "WHERE tenant = ? AND participant_id = ?",
-            (tenant, participant_id),
-        )
+    def participant(
+        self, tenant: str, participant_id: str, *, inline: bool = False
+    ) -> ParticipantRow | None:
+        found = self._one(_PARTICIPANT, (tenant, participant_id), inline=inline)
         return row_from_db(found) if found else None
+
+    @property
+    def inline(self) -> bool:
+        """Whether reads may run ``inline=True`` on the event loop (SQLite: yes)."""
+        return self.db.kind == "sqlite"
+
+    def participant_inline(self, tenant: str, participant_id: str) -> ParticipantRow | None:
+        """``participant`` as one statement in the calling thread (only when ``inline``).
+
+        A primary-key read on SQLite takes tens of microseconds; a worker-thread hop and a
+        BEGIN/ROLLBACK around it cost several times that (bench: GET profile under wrk).
+        """
+        return self.participant(tenant, participant_id, inline=True)
 
     def scan(
         self, tenant: str, after: str | None, limit: int, min_points: int = 0
@@ -143,14 +163,17 @@ class ParticipantQueries(TableSql):
             for r in found
         ]
 
-    def outcome(self, commit_id: str) -> OutcomeRow | None:
+    def outcome(self, commit_id: str, *, inline: bool = False) -> OutcomeRow | None:
         found = self._one(
             "SELECT commit_id, status, command, events FROM {commit_outcomes} WHERE commit_id = ?",
             (commit_id,),
+            inline=inline,
         )
         return _outcome(found) if found else None
 
-    def idempotent(self, tenant: str, participant_id: str, key: str) -> OutcomeRow | None:
+    def idempotent(
+        self, tenant: str, participant_id: str, key: str, *, inline: bool = False
+    ) -> OutcomeRow | None:
         found = self._one(
             "SELECT o.commit_id, o.status, o.command, o.events, f.fingerprint "
             "FROM {idempotency_keys} k JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
@@ -158,6 +181,7 @@ class ParticipantQueries(TableSql):
             "AND f.participant_id = k.participant_id AND f.idempotency_key = k.idempotency_key "
             "WHERE k.tenant = ? AND k.participant_id = ? AND k.idempotency_key = ?",
             (tenant, participant_id, key),
+            inline=inline,
         )
         return _outcome(found, fingerprint=found[4]) if found else None
 

@@ -50,6 +50,30 @@ def register_merge(
     MERGES[statement] = merge
 
 
+@dataclass(slots=True)
+class Flush:
+    """What a flush hook sees of one batch, before its writes are executed.
+
+    ``grouped``: statement name -> parameter rows, which a hook may edit; ``after``: callables
+    the store runs once the writes are executed, still in the batch's transaction.
+    """
+
+    c: Any  # the batch's cursor
+    sql: Callable[[str], str]  # a statement with this store's table names and placeholders
+    kind: str  # "sqlite" | "postgres"
+    commits: list[Any]  # the batch's commits (schemas.events.Commit)
+    grouped: dict[str, list[tuple[Any, ...]]]
+    after: list[Callable[[], None]]
+
+
+# Run by the store on every batch, in order, before its writes (projections/participants/store.py).
+FLUSH_HOOKS: list[Callable[[Flush], None]] = []
+
+
+def register_flush_hook(hook: Callable[[Flush], None]) -> None:
+    FLUSH_HOOKS.append(hook)
+
+
 def table_names(suffix: str = "") -> dict[str, str]:
     """Placeholder -> real table name, for ``str.format_map`` on registered SQL."""
     return {name: f"{name}{suffix}" for name in TABLES}

@@ -24,7 +24,14 @@ import projections.participants.stream  # noqa: F401 - registers the participant
 import projections.rewards.stream  # noqa: F401 - registers the reward stock stream
 from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Write
-from projections.participants.schema import MERGES, STATEMENTS, TABLES, table_names
+from projections.participants.schema import (
+    FLUSH_HOOKS,
+    MERGES,
+    STATEMENTS,
+    TABLES,
+    Flush,
+    table_names,
+)
 from projections.participants.stream import row_from_db, row_to_db
 from projections.poison import (
     UnknownStream,
@@ -188,7 +195,7 @@ class ParticipantStore:
                 read = [(r, cm, e) for r, cm, e in read if cm is not None and self.only(cm)]
             good = [cm for _, cm, e in read if cm is not None and e is None]
             known = [cm.commit_id for _, cm, e in read if cm is not None and e is not None]
-            batch = _Batch(self.sql, c, good, [i for i in known if storable(i)])
+            batch = _Batch(self.sql, c, good, [i for i in known if storable(i)], kind=self.db.kind)
             for record, commit, error in read:
                 if error is None and commit is not None:
                     batch.apply(commit, record, stats)
@@ -236,7 +243,7 @@ class ParticipantStore:
             c.execute(
                 self.sql("DELETE FROM {idempotency_keys} WHERE commit_id = ?"), (commit.commit_id,)
             )
-            batch = _Batch(self.sql, c, [commit])
+            batch = _Batch(self.sql, c, [commit], kind=self.db.kind)
             verdict = batch.apply(commit, record, BatchStats())
             batch.flush()
             c.execute(
@@ -307,8 +314,10 @@ class _Batch:
         c: Any,
         commits: list[Commit],
         quarantined_ids: Sequence[str] = (),
+        *,
+        kind: str = "sqlite",
     ) -> None:
-        self.sql, self.c = sql, c
+        self.sql, self.c, self.kind, self.commits = sql, c, kind, commits
         self.streams: dict[str, StreamProjection] = {}
         self.writes: list[Write] = []
         by_stream: dict[str, list[Commit]] = {}
@@ -464,9 +473,17 @@ class _Batch:
         grouped: dict[str, list[tuple[Any, ...]]] = {}
         for write in self.writes:
             grouped.setdefault(write.statement, []).append(write.params)
+        flush = Flush(self.c, self.sql, self.kind, self.commits, grouped, [])
+        for hook in FLUSH_HOOKS:
+            hook(flush)
         for statement, params in grouped.items():
             merge = MERGES.get(statement)
-            self.c.executemany(self.sql(STATEMENTS[statement]), merge(params) if merge else params)
+            if params:
+                self.c.executemany(
+                    self.sql(STATEMENTS[statement]), merge(params) if merge else params
+                )
+        for then in flush.after:
+            then()
 
 
 def _outcome(

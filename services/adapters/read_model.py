@@ -17,7 +17,10 @@ CATALOG_TTL = 5.0  # seconds a cached catalog serves reads when no projection wa
 
 
 class ReadModelReader:
-    """Runs the synchronous queries in worker threads and maps rows to domain types.
+    """Runs the synchronous queries and maps rows to domain types.
+
+    On SQLite the single-row reads (state, outcome, idempotency key) run inline on the event
+    loop (``ParticipantQueries.inline``); the rest, and everything on PostgreSQL, in threads.
 
     ``positions`` (the projector positions this process knows) lets reads reuse a tenant's
     catalog until anything new is projected, or for at most CATALOG_TTL seconds.
@@ -48,7 +51,10 @@ class ReadModelReader:
         return catalog
 
     async def get_state(self, tenant: str, participant_id: str) -> ParticipantState | None:
-        row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)
+        if self.queries.inline:  # SQLite primary-key reads: cheaper than a thread hop
+            row = self.queries.participant(tenant, participant_id, inline=True)
+        else:
+            row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)
         if row is None:
             return None
         return ParticipantState(
@@ -63,11 +69,15 @@ class ReadModelReader:
         )
 
     async def get_outcome(self, commit_id: str) -> CommitOutcome | None:
+        if self.queries.inline:
+            return _outcome(self.queries.outcome(commit_id, inline=True))
         return _outcome(await asyncio.to_thread(self.queries.outcome, commit_id))
 
     async def get_idempotent(
         self, tenant: str, participant_id: str, key: str
     ) -> CommitOutcome | None:
+        if self.queries.inline:
+            return _outcome(self.queries.idempotent(tenant, participant_id, key, inline=True))
         found = await asyncio.to_thread(self.queries.idempotent, tenant, participant_id, key)
         return _outcome(found)
 

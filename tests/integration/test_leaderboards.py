@@ -21,15 +21,18 @@ from eventsourcing.persistence import StoredEvent
 
 from projections.db import Database, rows
 from projections.leaderboards import LeaderboardQueries, percentile, ranking_key
-from projections.participants.features.leaderboards import ADD
+from projections.participants.features.leaderboards import ADD, rebuild_metric
 from projections.participants.schema import STATEMENTS, table_names
 from projections.participants.store import ParticipantStore, participant_store
 from projections.rebuild import swap_in
 from projections.replay import READ_MODELS, ReplayOptions, replay
 from projections.sources.sqlite import SqliteLogSource
 from schemas.events import (
+    DEFINITION,
     Causation,
     Commit,
+    DefinitionCreated,
+    DefinitionDeactivated,
     Event,
     EventTracked,
     ParticipantRegistered,
@@ -65,13 +68,35 @@ class History:
         self._add(tenant, pid, at, EventTracked(f"e{len(self.commits)}", name, {}, at))
         return self
 
+    def leaderboard(
+        self, code: str, body: dict[str, object] | None = None, *, tenant: str = "t",
+        active: bool = True,
+    ) -> History:  # fmt: skip
+        """A leaderboard definition (created, or deactivated if ``active`` is false)."""
+        stream = f"leaderboard:{code}"
+        version = self.versions[(tenant, stream)]
+        event: Event = (
+            DefinitionCreated("leaderboard", f"lb-{code}", code, body or {})
+            if active
+            else DefinitionDeactivated()
+        )
+        n = next(self.ids)
+        self.commits.append(
+            Commit(
+                f"c{n}", tenant, stream, version, "2026-02-14T12:00:00Z", Causation("x"),
+                (event,), stream=DEFINITION,
+            )
+        )  # fmt: skip
+        self.versions[(tenant, stream)] += 1
+        return self
+
     def apply(self, store: ParticipantStore, start: int = 0) -> None:
         stats = store.apply_batch(TOPIC, 0, records(*self.commits[start:], start=start))
         assert stats.applied == len(self.commits) - start
 
 
 def sample(store: ParticipantStore) -> History:
-    h = History()
+    h = History().leaderboard("top").leaderboard("top", tenant="other")
     h.award("a", 50, "2026-02-13T09:00:00Z")  # yesterday
     h.award("b", 100, "2026-01-20T09:00:00Z")  # last month
     h.award("c", 40, "2026-02-14T07:00:00Z")
@@ -146,6 +171,7 @@ def test_rank_changes_against_the_previous_period(db: Database, store: Participa
         h.award(pid, amount, "2026-02-13T10:00:00Z")
     for pid, amount in (("p3", 50), ("p1", 40), ("p5", 30), ("p4", 5)):  # today
         h.award(pid, amount, "2026-02-14T10:00:00Z")
+    h.leaderboard("top")  # defined after the awards, in the same batch
     h.apply(store)
     q = LeaderboardQueries(db)
     assert board(q, "daily")[0] == [
@@ -164,6 +190,9 @@ def test_events_are_ranked_by_name_and_in_total(db: Database, store: Participant
     h.track("y", "login", "2026-02-14T11:00:00Z")
     h.track("y", "purchase", "2026-02-14T11:00:00Z")
     h.award("z", 10, "2026-02-14T11:00:00Z")
+    h.leaderboard("logins", {"metric": "events", "event_name": "login"})
+    h.leaderboard("purchases", {"metric": "events", "event_name": "purchase"})
+    h.leaderboard("active", {"metric": "events"})
     h.apply(store)
     q = LeaderboardQueries(db)
     assert board(q, "daily", metric="event:login") == ([("x", 3, "new"), ("y", 1, "new")], 2)
@@ -338,3 +367,62 @@ def test_swap_in_gives_every_index_of_a_rebuilt_table_its_live_name(db: Database
         assert {name for name, table in found if table == "participants"} == {"participants_pkey"}
     # and the next rebuild can create its tables (and their index names) again
     participant_store(db, suffix="__rebuild").create_table()
+
+
+def score_rows(db: Database) -> list[tuple[object, ...]]:
+    with db.transaction(commit=False) as c:
+        c.execute(
+            "SELECT metric, period, participant_id, score, changed_at FROM leaderboard_scores"
+        )
+        return sorted(rows(c))
+
+
+def test_a_new_leaderboard_ranks_history_from_before_it_was_defined(
+    db: Database, store: ParticipantStore, database_url: str
+) -> None:
+    h = History()
+    h.award("a", 50, "2026-02-13T09:00:00Z").award("b", 30, "2026-02-14T07:00:00Z")
+    h.award("a", 5, "2026-02-14T08:00:00Z").track("b", "login", "2026-02-14T09:00:00Z")
+    h.apply(store)
+    assert score_rows(db) == []  # no leaderboard: no scores written
+    q = LeaderboardQueries(db)
+
+    h.leaderboard("top")  # defined after the awards, in a batch of its own
+    h.apply(store, start=4)
+    assert board(q, "all_time") == ([("a", 55, "same"), ("b", 30, "new")], 2)
+    assert board(q, "daily") == ([("b", 30, "new"), ("a", 5, "down")], 2)
+    assert board(q, "all_time", metric="event:login") == ([], 0)  # no board ranks logins
+
+    h.award("b", 40, "2026-02-14T10:00:00Z")  # now added as it is projected
+    h.apply(store, start=5)
+    assert board(q, "all_time")[0] == [("b", 70, "new"), ("a", 55, "same")]
+    by_history = score_rows(db)
+    with db.transaction(commit=True) as c:  # rebuilt from the history: the same rows
+        rebuild_metric(c, lambda text: db.sql(text.format_map(table_names())), "t", "points")
+    assert score_rows(db) == by_history
+
+    h.leaderboard("logins", {"metric": "events", "event_name": "login"})
+    h.apply(store, start=6)
+    assert board(q, "all_time", metric="event:login") == ([("b", 1, "new")], 1)
+
+    h.leaderboard("top", active=False)  # no active board ranks points: its rows go
+    h.apply(store, start=7)
+    assert {r[0] for r in score_rows(db)} == {"event:login"}
+
+    log = InMemoryEventLog(TOPIC)  # a replay folds it all in one batch: the same rows
+    log.values = [r.value for r in records(*h.commits)]
+    found = asyncio.run(
+        replay(
+            ReplayOptions(
+                database_url=database_url, topic=TOPIC, new_source=lambda: _copy(log),
+                end_offsets=log.end_offsets, settle_timeout=10, out=io.StringIO(), verify=True,
+            )
+        )
+    )  # fmt: skip
+    assert found.differences == []
+
+
+def _copy(log: InMemoryEventLog) -> InMemoryEventLog:
+    copy = InMemoryEventLog(TOPIC)
+    copy.values = list(log.values)
+    return copy

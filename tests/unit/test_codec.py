@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -125,3 +127,32 @@ def test_an_event_newer_than_the_code_is_refused_rather_than_misread() -> None:
     raw["events"][0]["version"] = 99
     with pytest.raises(CodecError, match="newer"):
         decode(orjson.dumps(raw))
+
+
+def test_the_typed_decoder_reads_every_current_event_as_the_generic_path_does() -> None:
+    from schemas.events import EVENT_CLASSES
+
+    commit = replace(
+        COMMIT,
+        causation=replace(COMMIT.causation, fingerprint="ab" * 32),
+        events=tuple(cls() for cls in EVENT_CLASSES.values()),
+    )
+    value = encode(commit)
+    assert codec._decode_typed(value) == codec._decode_generic(value) == commit  # noqa: SLF001
+    assert codec._decode_typed(encode(COMMIT)) == COMMIT  # noqa: SLF001
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda raw: raw["causation"].update(request_id=7),  # any JSON value was read as it is
+        lambda raw: raw["events"][2]["data"].update(amount=True),
+        lambda raw: raw["events"][2].update(version=1),  # an older version: upcast
+        lambda raw: raw.update(stream=None, schema_version=9),
+    ],
+)
+def test_records_the_typed_decoder_refuses_are_read_as_before(edit: Callable[[dict], None]) -> None:
+    raw = orjson.loads(encode(COMMIT))
+    edit(raw)
+    value = orjson.dumps(raw)
+    assert decode(value) == codec._decode_generic(value)  # noqa: SLF001
