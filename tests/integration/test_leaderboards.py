@@ -378,7 +378,7 @@ def score_rows(db: Database) -> list[tuple[object, ...]]:
 
 
 def test_a_new_leaderboard_ranks_history_from_before_it_was_defined(
-    db: Database, store: ParticipantStore, database_url: str
+    db: Database, store: ParticipantStore, database_url: str, tmp_path: Path
 ) -> None:
     h = History()
     h.award("a", 50, "2026-02-13T09:00:00Z").award("b", 30, "2026-02-14T07:00:00Z")
@@ -409,20 +409,15 @@ def test_a_new_leaderboard_ranks_history_from_before_it_was_defined(
     h.apply(store, start=7)
     assert {r[0] for r in score_rows(db)} == {"event:login"}
 
-    log = InMemoryEventLog(TOPIC)  # a replay folds it all in one batch: the same rows
-    log.values = [r.value for r in records(*h.commits)]
+    path = tmp_path / "log.db"  # a replay of the embedded log folds it all: the same rows
+    log = sqlite_log(path, h.commits)
     found = asyncio.run(
         replay(
             ReplayOptions(
-                database_url=database_url, topic=TOPIC, new_source=lambda: _copy(log),
+                database_url=database_url, topic=TOPIC,
+                new_source=lambda: SqliteLogSource(str(path), TOPIC),
                 end_offsets=log.end_offsets, settle_timeout=10, out=io.StringIO(), verify=True,
             )
         )
     )  # fmt: skip
     assert found.differences == []
-
-
-def _copy(log: InMemoryEventLog) -> InMemoryEventLog:
-    copy = InMemoryEventLog(TOPIC)
-    copy.values = list(log.values)
-    return copy
