@@ -37,6 +37,7 @@ def encode(commit: Commit) -> bytes:
                 "request_id": commit.causation.request_id,
                 "idempotency_key": commit.causation.idempotency_key,
                 **_fingerprint(commit.causation),
+                **({} if commit.causation.input is None else {"input": commit.causation.input}),
             },
             "events": [encode_event(e) for e in commit.events],
         }
@@ -90,6 +91,7 @@ def decode(value: bytes) -> Commit:
                 request_id=causation.get("request_id"),
                 idempotency_key=causation.get("idempotency_key"),
                 fingerprint=causation.get("fingerprint"),
+                input=_input(causation.get("input")),
             ),
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),
@@ -114,6 +116,12 @@ def decode_event(raw: dict[str, Any]) -> Event:
         raise CodecError(f"{type_} v{version} is newer than this code (v{cls.class_version})")
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _input(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"causation.input: expected an object, got {type(value).__name__}")
+    return value
 
 
 def _str(value: Any) -> str:

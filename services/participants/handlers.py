@@ -15,6 +15,7 @@ from services.participants.commands import (
     Command,
     RegisterParticipant,
     UpdateParticipant,
+    command_input,
 )
 from services.participants.domain import Env, ParticipantState, decide
 from services.participants.engine import Catalog
@@ -145,7 +146,10 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
     def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
         return decide(state, command, Env(deps.new_id, now, catalog))
 
-    return await run(deps, ctx, PARTICIPANT, pid, COMMAND_NAMES[type(command)], load, decide_on)
+    name = COMMAND_NAMES[type(command)]
+    return await run(
+        deps, ctx, PARTICIPANT, pid, name, load, decide_on, input_=command_input(command)
+    )
 
 
 async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
@@ -169,6 +173,7 @@ async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
         COMMAND_NAMES[type(command)],
         load,
         lambda state, now: [],
+        input_=command_input(command),
     )
 
 
@@ -180,10 +185,13 @@ async def run(
     name: str,
     load: Callable[[], Awaitable[tuple[Any, int]]],
     decide_on: Callable[[Any, datetime], list[Event]],
+    *,
+    input_: dict[str, Any] | None = None,
 ) -> Result:
     """Decide on a stream's current state and append one commit; retry on conflicts.
 
-    ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision.
+    ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision;
+    ``input_`` is the command's input the commit's causation keeps (``Causation.input``).
     Commands on one stream are serialized in this process, so conflicts only come from others.
     """
     async with deps.locks.hold((ctx.tenant, stream, stream_id)):
@@ -214,6 +222,7 @@ async def run(
                     ctx.request_id,
                     ctx.idempotency_key,
                     ctx.fingerprint if ctx.idempotency_key is not None else None,
+                    input_,
                 ),
                 events=tuple(events),
                 stream=stream,
