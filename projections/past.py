@@ -20,16 +20,21 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Protocol
 
+import orjson
+
 import projections.participants.features  # noqa: F401 - registers the engine features' folds
+from projections.db import row as first_row
 from projections.db import rows
 from projections.definitions.projector import DefinitionRow, apply_definition
 from projections.participants.projector import APPLIED, ParticipantRow, apply_commit
 from projections.participants.schema import TableSql
+from projections.participants.snapshots import SNAPSHOT_EVERY
+from projections.participants.stream import row_from_db
 from schemas.codec import CodecError, decode
 from schemas.events import DEFINITION, PARTICIPANT, Commit
 from schemas.log import LogRecord
 
-CHUNK = 1_000  # records read from the log at a time (a fold stops at the moment)
+CHUNK = SNAPSHOT_EVERY  # records read from the log at a time (a fold stops at the moment)
 
 
 class LogReader(Protocol):
@@ -66,25 +71,56 @@ class PastQueries(TableSql):
     _COLUMNS = "commit_id, status, log_partition, log_offset"
 
     def positions(
-        self, tenant: str, stream: str, stream_id: str | None = None, *, applied: bool = True
+        self,
+        tenant: str,
+        stream: str,
+        stream_id: str | None = None,
+        *,
+        applied: bool = True,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[Position]:
         """Positions of ``stream_id``'s commits (every stream of the kind when None), in log
-        order; only applied ones when ``applied``."""
+        order; only applied ones when ``applied``; only past offset ``after`` when given (one
+        stream's commits share a partition); the first ``limit`` when given."""
         where = "tenant = ? AND stream = ?"
         params: tuple[Any, ...] = (tenant, stream)
         if stream_id is not None:
             where, params = where + " AND participant_id = ?", (*params, stream_id)
+        if after is not None:
+            where, params = where + " AND log_offset > ?", (*params, after)
         if applied:
             where, params = where + " AND status = ?", (*params, APPLIED)
         with self.db.transaction(commit=False) as c:
             c.execute(
                 self.sql(
                     f"SELECT {self._COLUMNS} FROM {{commit_outcomes}} WHERE {where} "  # noqa: S608
-                    "ORDER BY log_partition, log_offset"
+                    "ORDER BY log_partition, log_offset" + ("" if limit is None else " LIMIT ?")
                 ),
-                params,
+                params if limit is None else (*params, limit),
             )
             return [Position(*r) for r in rows(c)]
+
+    def snapshot(
+        self, tenant: str, participant_id: str, moment: str
+    ) -> tuple[ParticipantRow, Position] | None:
+        """The participant's latest snapshot recorded at or before ``moment`` and the position
+        of the commit it was taken after (projections/participants/snapshots.py)."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    "SELECT s.row, o.commit_id, o.status, o.log_partition, o.log_offset "
+                    "FROM {participant_snapshots} s "
+                    "JOIN {commit_outcomes} o ON o.commit_id = s.commit_id "
+                    "WHERE s.tenant = ? AND s.participant_id = ? AND s.recorded_at <= ? "
+                    "ORDER BY s.version DESC LIMIT 1"
+                ),
+                (tenant, participant_id, moment),
+            )
+            found = first_row(c)
+        if found is None:
+            return None
+        return row_from_db(tuple(orjson.loads(found[0]))), Position(*found[1:])
 
     def page(
         self, tenant: str, participant_id: str, page: int, page_size: int
@@ -106,14 +142,23 @@ async def participant_as_of(
     queries: PastQueries, log: LogReader, tenant: str, participant_id: str, moment: str
 ) -> ParticipantRow | None:
     """The participant row as the projector had it at ``moment`` (``YYYY-MM-DDTHH:MM:SSZ``);
-    None if the participant did not exist yet (or never did)."""
-    positions = await asyncio.to_thread(queries.positions, tenant, PARTICIPANT, participant_id)
-    row: ParticipantRow | None = None
-    async for commit in _commits(log, positions):
-        if commit.recorded_at > moment:
-            break
-        row = apply_commit(row, commit, key_used=False).row
-    return row
+    None if the participant did not exist yet (or never did).
+
+    Folds from the latest snapshot at or before the moment (none: from the first commit), so
+    at most SNAPSHOT_EVERY - 1 commits are read and folded whatever the history's length."""
+    start = await asyncio.to_thread(queries.snapshot, tenant, participant_id, moment)
+    row, after = (start[0], start[1].offset) if start else (None, None)
+    while True:  # a page of positions at a time: the fold usually ends within the first
+        positions = await asyncio.to_thread(
+            queries.positions, tenant, PARTICIPANT, participant_id, after=after, limit=CHUNK
+        )
+        if not positions:
+            return row
+        async for commit in _commits(log, positions):
+            if commit.recorded_at > moment:
+                return row
+            row = apply_commit(row, commit, key_used=False, writes=False).row
+        after = positions[-1].offset
 
 
 async def definitions_as_of(

@@ -155,7 +155,7 @@ register_table(
     log_offset BIGINT NOT NULL,
     stream TEXT NOT NULL,
     CONSTRAINT {commit_outcomes}_stream
-        UNIQUE (tenant, stream, participant_id, log_offset, commit_id))""",
+        UNIQUE (tenant, stream, participant_id, log_partition, log_offset, status, commit_id))""",
         ("commit_id",),
         per_participant=True,
     )

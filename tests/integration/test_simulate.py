@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from schemas.codec import decode, encode
 from schemas.events import Causation, Commit, EventTracked, PointsAwarded
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.adapters.sqlite_event_log import SqliteEventLog
+from services.cli import main
 from services.definitions.handlers import create_definition
 from services.participants.commands import AwardPoints, DeductPoints, TrackEvent
 from services.participants.handlers import Context, Deps, execute
@@ -54,7 +56,7 @@ def at(day: int, second: int) -> datetime:
 
 async def record_history(tmp_path: Path) -> Path:
     """Run the history above through the real handlers and projector; the log file's path."""
-    log_path = tmp_path / "log.sqlite"
+    log_path = tmp_path / "log.db"  # where Settings(data_dir=tmp_path) finds the embedded log
     source = SqliteLogSource(str(log_path), TOPIC)
     log = SqliteEventLog(str(log_path), on_append=source.wake)
     db = open_database(f"sqlite:///{tmp_path / 'read.sqlite'}")
@@ -135,8 +137,13 @@ async def commits_of(log_path: Path) -> list[Commit]:
 
 
 @pytest.fixture
-async def history(tmp_path: Path) -> list[Commit]:
-    return await commits_of(await record_history(tmp_path))
+async def log_path(tmp_path: Path) -> Path:
+    return await record_history(tmp_path)
+
+
+@pytest.fixture
+async def history(log_path: Path) -> list[Commit]:
+    return await commits_of(log_path)
 
 
 def changes(raw: dict[str, Any]) -> Any:
@@ -267,3 +274,25 @@ def test_the_definitions_file_passes_the_admin_boundary() -> None:
     assert any("unicorns" in e for e in refused.value.errors), refused.value.errors
     with pytest.raises(DefinitionsFileError):
         changes({"tiers": [{"code": "t", "name": "T", "level": "high", "criteria_config": {}}]})
+
+
+def test_the_command_line_reads_the_log_and_prints_json_or_a_table(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = log_path.parent / "double.json"
+    rules.write_text(json.dumps(DOUBLE))
+    monkeypatch.setenv("GAMIFY_DATA_DIR", str(log_path.parent))
+    monkeypatch.delenv("GAMIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    before = log_path.read_bytes()
+    argv = ["simulate", "--rules", str(rules), "--from", "2026-03-02T01:00:00+01:00"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tenant"] == "acme" and report["from"] == "2026-03-02T00:00:00Z"
+    assert report["total"]["points_awarded"]["difference"] == 60
+    assert report["commits"]["unreadable_records"] == 0
+    assert main(argv) == 0
+    assert "alice: silver -> gold" in capsys.readouterr().out
+    assert log_path.read_bytes() == before  # nothing written
+    rules.write_text(json.dumps({"rules": [{"code": "x"}]}))
+    assert main(argv) == 2
+    assert "rules[0]" in capsys.readouterr().err
