@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from projections import runner
-from projections.db import open_database, rows
+from projections.db import Database, rows
 from projections.participants import snapshots
 from projections.participants.projector import ParticipantRow, apply_commit
 from projections.participants.queries import ParticipantQueries
@@ -45,19 +44,21 @@ def awards(n: int) -> list[Commit]:
 
 
 async def test_as_of_from_a_snapshot_equals_the_fold_from_the_first_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On both read-model stores (the ``db`` fixture: SQLite and PostgreSQL)."""
     monkeypatch.setattr(snapshots, "SNAPSHOT_EVERY", 3)
     log = InMemoryEventLog()
     commits = awards(10)
     for commit in commits:
         await log.append(commit)
-    db = open_database(f"sqlite:///{tmp_path / 'read.db'}")
     store = participant_store(db)
     store.create_table()
     await runner.run(log, store, asyncio.Event(), until={0: len(commits)})
     with db.transaction(commit=False) as c:
-        c.execute("SELECT version FROM participant_snapshots WHERE participant_id = 'hero'")
+        c.execute(
+            "SELECT version FROM participant_snapshots WHERE participant_id = 'hero' ORDER BY version"
+        )
         assert [r[0] for r in rows(c)] == [3, 6, 9]
     queries = PastQueries(db)
     scratch: ParticipantRow | None = None
@@ -73,4 +74,3 @@ async def test_as_of_from_a_snapshot_equals_the_fold_from_the_first_commit(
     page, total = await history(queries, log, "acme", "hero", 2, 4)
     assert total == 10
     assert [e.commit.expected_version for e in page if e.commit] == [5, 4, 3, 2]
-    db.close()
