@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from projections.participants.queries import ParticipantRow
-from projections.past import definitions_as_of, history, participant_as_of
+from projections.past import HistoryEntry, definitions_as_of, history, participant_as_of
 from schemas.codec import encode_event
 from services.api.errors import Forbidden, NotFound
 from services.api.keys import log_reader_key, past_queries_key
@@ -93,7 +93,7 @@ async def get_history(request: web.Request) -> web.Response:
     )
 
 
-def _entry(entry: Any) -> dict[str, Any]:
+def _entry(entry: HistoryEntry) -> dict[str, Any]:
     at, commit = entry.position, entry.commit
     found: dict[str, Any] = {
         "commit_id": at.commit_id,
