@@ -56,6 +56,11 @@ e2e: install
 lint: install
 	$(BIN)/ruff check services projections schemas tests
 
+.PHONY: openapi
+openapi: install
+	mkdir -p build
+	$(BIN)/python -m services.api.openapi build/openapi.json
+
 bench: install
 	$(BIN)/python -m bench.run
 

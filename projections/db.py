@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
 
 SQLITE_PREFIX = "sqlite:///"
@@ -59,6 +61,40 @@ class Database:
 
     def close(self) -> None:
         self.datastore.close()
+
+
+# What a store that is down, restarting, full or locked raises (psycopg's errors are wrapped
+# by eventsourcing; a pool that found no connection in time raises psycopg_pool.PoolTimeout).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    sqlite3.OperationalError,
+    OSError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the store could not be used right now.
+
+    Covers PostgreSQL down or restarting, a full disk, a locked SQLite file and network
+    errors; programming errors (bad SQL, a bug) are not covered.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UNAVAILABLE) or _is_psycopg_operational(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_psycopg_operational(exc: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def row(cursor: Any) -> tuple[Any, ...] | None:

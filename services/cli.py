@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import logging
 import os
@@ -18,7 +19,8 @@ from services import dev_key
 from services.api.app import create_app
 from services.api.auth import KeyRing
 from services.api.docs_views import DOCS_PATH
-from services.api.server import listen, serve
+from services.api.server import listen
+from services.api.serving import run_server
 from services.config import ConfigError, Settings
 from services.quarantine_cli import add_quarantine_parser, quarantine_command
 from services.simulate_cli import add_simulate_parser, simulate_command
@@ -113,6 +115,9 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
         print(f"gamify {command}: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 3
     key_ring = _key_ring(settings)
+    # the app names this process by its port (Kafka client ids): the port it really listens on
+    port = sock.getsockname()[1]
+    settings = dataclasses.replace(settings, http_host=host, http_port=port)
     mode = (
         f"Kafka at {settings.kafka_bootstrap_servers}"
         if settings.kafka_bootstrap_servers
@@ -128,17 +133,17 @@ def serve_command(settings: Settings, command: str, host: str | None, port: int 
     app = create_app(settings, key_ring=key_ring, roles=roles)
     docs = f"API docs: http://{_url_host(host)}:{port}{DOCS_PATH}" if "api" in roles else ""
     try:
-        serve(
+        return run_server(
             app,
             sock=sock,
             read_timeout=settings.http_read_timeout,
+            shutdown_timeout=settings.shutdown_timeout,
             print=lambda line: print(f"{line}\n{docs}" if docs else line, flush=True),
         )
     except Exception as exc:  # a start-up failure (broker, store): one line, traceback at DEBUG
         logging.getLogger("gamify").debug("serve failed", exc_info=True)
         print(f"gamify {command}: failed: {_one_line(exc)}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:

@@ -63,11 +63,12 @@ class Settings:
     kafka_topic_prefix: str = "gamify."
     kafka_partitions: int = 6
     kafka_idempotence: bool = True
-    kafka_session_timeout_ms: int = 10_000
+    kafka_session_timeout_ms: int = 6_000
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
     kafka_allow_finite_retention: bool = False
     kafka_security: KafkaSecurity = KafkaSecurity()
+    kafka_group_instance_id: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     write_timeout: float = 10.0
@@ -75,6 +76,9 @@ class Settings:
     http_read_timeout: float = 10.0
     log_level: str = "INFO"
     ready_max_lag: int = 1000
+    ready_stall: float = 2.0
+    ready_fail_on_quarantine: bool = False
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -89,12 +93,13 @@ class Settings:
             kafka_partitions=_int(env, "GAMIFY_KAFKA_PARTITIONS", 6, minimum=1),
             kafka_idempotence=_bool(env, "GAMIFY_KAFKA_IDEMPOTENCE", True),
             kafka_session_timeout_ms=_int(
-                env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000
+                env, "GAMIFY_KAFKA_SESSION_TIMEOUT_MS", 6_000, minimum=1000
             ),
             kafka_replication_factor=replication,
             kafka_min_insync_replicas=_min_insync_replicas(env, replication),
             kafka_allow_finite_retention=_bool(env, "GAMIFY_KAFKA_ALLOW_FINITE_RETENTION", False),
             kafka_security=kafka_security(env),
+            kafka_group_instance_id=env.get("GAMIFY_KAFKA_GROUP_INSTANCE_ID"),
             http_host=env.get("GAMIFY_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,
@@ -102,6 +107,9 @@ class Settings:
             http_read_timeout=_int(env, "GAMIFY_HTTP_READ_TIMEOUT_MS", 10_000, minimum=100) / 1000,
             log_level=env.get("GAMIFY_LOG_LEVEL", "INFO").upper(),
             ready_max_lag=_int(env, "GAMIFY_READY_MAX_LAG", 1000, minimum=0),
+            ready_stall=_int(env, "GAMIFY_READY_STALL_MS", 2000, minimum=100) / 1000,
+            ready_fail_on_quarantine=_bool(env, "GAMIFY_READY_FAIL_ON_QUARANTINE", False),
+            shutdown_timeout=_int(env, "GAMIFY_SHUTDOWN_TIMEOUT_MS", 10_000, minimum=0) / 1000,
         )
 
     @property

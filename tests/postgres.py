@@ -39,7 +39,9 @@ def _start_local_cluster() -> str:
         if status != "online":
             done = subprocess.run(
                 ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "start"],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if done.returncode != 0:
                 return f"pg_ctlcluster {version} {cluster} start failed: {done.stderr.strip()}"

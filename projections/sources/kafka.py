@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from projections.sources import StartPositions
+from projections.sources.kafka_group import remove_predecessors
 from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,13 @@ class KafkaLogSource:
         bootstrap_servers: Kafka bootstrap servers, ``host:port[,host:port...]``.
         topic: The participant-events topic.
         group_id: Consumer group of the projection, or None to read every partition alone.
-        client_id: Client id reported to the broker.
+        client_id: Client id reported to the broker. In a group, make it name this process
+            (host and port): a restart removes the crashed member with the same client id
+            (see ``kafka_group``).
         session_timeout_ms: Group session timeout; some brokers hold a new group's first join
             for up to half of it.
+        group_instance_id: Static group membership (KIP-345): a restarted member with the
+            same id takes its partitions back at once instead of after the session timeout.
         topic_wait: Seconds ``start()`` waits for the topic to exist.
         connection: TLS/SASL options given to every aiokafka client this source makes.
     """
@@ -62,6 +67,7 @@ class KafkaLogSource:
         group_id: str | None,
         client_id: str = "gamify-projector",
         session_timeout_ms: int = 10_000,
+        group_instance_id: str | None = None,
         topic_wait: float = 30.0,
         fetch_max_wait_ms: int = 20,
         connection: Mapping[str, Any] | None = None,
@@ -72,12 +78,14 @@ class KafkaLogSource:
         self.group_id = group_id
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
+        self.group_instance_id = group_instance_id
         self.topic_wait = topic_wait
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._start_positions: StartPositions | None = None
         self._partitions: list[int] = []
         self._failure: BaseException | None = None
+        self._joined = False
 
     async def start(self, start_positions: StartPositions) -> None:
         """Wait for the topic, then subscribe (group) or assign every partition (replay)."""
@@ -85,7 +93,12 @@ class KafkaLogSource:
             raise RuntimeError("KafkaLogSource is already started")
         self._start_positions = start_positions
         self._failure = None
+        self._joined = False
         self._partitions = await self._wait_for_topic()
+        if self.group_id is not None and self.group_instance_id is None:
+            await remove_predecessors(
+                self.bootstrap_servers, self.group_id, self.client_id, **self.connection
+            )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
@@ -94,6 +107,7 @@ class KafkaLogSource:
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
+            group_instance_id=self.group_instance_id,
             # Read-your-writes waits on this consumer: some brokers (tansu) hold a fetch for the
             # whole max wait even when data arrives, so keep it short (idle cost: ~50 fetches/s).
             fetch_max_wait_ms=self.fetch_max_wait_ms,
@@ -108,6 +122,7 @@ class KafkaLogSource:
                 tps = [TopicPartition(self.topic, p) for p in self._partitions]
                 consumer.assign(tps)
                 await self._seek(consumer, tps)
+                self._joined = True
         except BaseException:
             await self.stop()
             raise
@@ -159,8 +174,14 @@ class KafkaLogSource:
     async def stop(self) -> None:
         """Leave the group and close connections."""
         consumer, self._consumer = self._consumer, None
+        self._joined = False
         if consumer is not None:
             await consumer.stop()
+
+    @property
+    def joined(self) -> bool:
+        """True once the group gave this source its partitions (maybe none) and it sought them."""
+        return self._joined
 
     def partitions(self) -> Sequence[int]:
         """Partitions of the topic as seen when the source started."""
@@ -169,10 +190,12 @@ class KafkaLogSource:
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         tps = sorted((tp for tp in assigned if tp.topic == self.topic), key=lambda t: t.partition)
-        if consumer is None or not tps:
+        if consumer is None:
             return
         try:
-            await self._seek(consumer, tps)
+            if tps:
+                await self._seek(consumer, tps)
+            self._joined = True
         except Exception as exc:
             # aiokafka only logs listener errors; stop these partitions and fail the next read.
             logger.exception("positioning %s partitions %s failed", self.topic, tps)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
@@ -19,7 +20,7 @@ from aiohttp import web
 from projections import runner
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
@@ -28,9 +29,11 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.api import docs_views
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
 from services.api.errors import error_middleware
+from services.api.health import WorkerStatus, WriteHealth
 from services.api.keys import (
     definition_queries_key,
     definition_reader_key,
@@ -45,6 +48,9 @@ from services.api.keys import (
     reward_queries_key,
     reward_stock_key,
     settings_key,
+    store_ping_key,
+    workers_key,
+    write_health_key,
 )
 from services.api.middlewares import auth_middleware
 from services.api.ops_views import metrics_middleware
@@ -63,6 +69,7 @@ source_key = web.AppKey("source_key", object)
 end_offsets_key = web.AppKey("end_offsets_key", object)
 
 RESTART_DELAY = 1.0
+WORKER_STOP_TIMEOUT = 5.0  # seconds a worker gets to finish its batch when the process stops
 
 
 def create_app(
@@ -82,6 +89,9 @@ def create_app(
     app.on_response_prepare.append(stamp_response)
     app[settings_key] = settings
     app[key_ring_key] = key_ring or KeyRing.from_specs(settings.api_keys)
+    app[workers_key] = {}
+    app[write_health_key] = WriteHealth()
+    app[store_ping_key] = SingleFlight()
     app.cleanup_ctx.append(read_model_ctx)
     if event_log is not None:
         app[log_key] = app[source_key] = app[log_reader_key] = event_log
@@ -98,6 +108,7 @@ def create_app(
         app.cleanup_ctx.append(projector_ctx)
     if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
         app.cleanup_ctx.append(inbound_ctx)
+    app.on_startup.append(docs_views.build_document)
     app.add_routes(OPS_ROUTES)
     if "api" in roles:
         app.add_routes(ROUTES)
@@ -166,9 +177,12 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
+        # Names this process, so that its restart can remove the member a crash left behind.
+        client_id=f"gamify-projector@{socket.gethostname()}:{settings.http_port}",
         group_id=f"{settings.kafka_topic_prefix}projections.{PROJECTION}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         connection=connection,
+        group_instance_id=settings.kafka_group_instance_id,
     )
     yield
     await reader.stop()
@@ -208,11 +222,13 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
     source: LogSource = app[source_key]  # type: ignore[assignment]
+    status = WorkerStatus("projector", joined=lambda: getattr(source, "joined", True))
+    app[workers_key]["projector"] = status
 
     async def project(stop: asyncio.Event) -> None:
         await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
 
-    async with _background(project, "gamify-projector", restart=True):
+    async with _background(project, "gamify-projector", restart=True, status=status):
         yield
 
 
@@ -233,8 +249,10 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         rewards=app[reward_stock_key],
         connection=connection,
+        client_id=f"gamify-inbound@{socket.gethostname()}:{settings.http_port}",
     )
-    async with _background(processor.run, "gamify-inbound", restart=True):
+    status = app[workers_key]["inbound"] = WorkerStatus("inbound")
+    async with _background(processor.run, "gamify-inbound", restart=True, status=status):
         yield
 
 
@@ -243,10 +261,15 @@ class _background:
 
     With ``restart`` an error is logged and the work starts again after a delay: a projector or
     an inbound processor resumes from its stored positions, so a restart loses nothing.
+    ``status`` (read by /readyz) follows whether the work runs and its last failure. On exit
+    the work gets WORKER_STOP_TIMEOUT seconds to finish its batch, then it is cancelled.
     """
 
-    def __init__(self, work: Any, name: str, *, restart: bool = False) -> None:
+    def __init__(
+        self, work: Any, name: str, *, restart: bool = False, status: WorkerStatus | None = None
+    ) -> None:
         self.work, self.name, self.restart = work, name, restart
+        self.status = status or WorkerStatus(name)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -257,7 +280,7 @@ class _background:
         self.stop.set()
         assert self.task is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), 10)
+            await asyncio.wait_for(asyncio.shield(self.task), WORKER_STOP_TIMEOUT)
         except (TimeoutError, Exception):
             self.task.cancel()
             with suppress(asyncio.CancelledError, Exception):
@@ -266,13 +289,17 @@ class _background:
     async def _loop(self) -> None:
         while not self.stop.is_set():
             try:
+                self.status.running = True
                 await self.work(self.stop)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.status.failed(exc)
                 if not self.restart:
                     raise
                 logger.exception("%s failed; restarting in %.1fs", self.name, RESTART_DELAY)
+            finally:
+                self.status.running = False
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), RESTART_DELAY)

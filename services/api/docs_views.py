@@ -6,13 +6,13 @@ OpenAPI 3.1), so it works on machines with no internet: nothing is loaded from a
 
 from __future__ import annotations
 
-import importlib.resources
 from functools import cache
 
 from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
 from services.api.errors import error
+from services.api.openapi import document_bytes
 
 BASE = "/api/v1/gamify"
 OPENAPI_PATH = f"{BASE}/openapi.json"
@@ -55,8 +55,8 @@ PAGE = f"""<!DOCTYPE html>
 
 @cache
 def openapi_document() -> bytes:
-    """The bytes of services/api/openapi.json (package data), read once."""
-    return importlib.resources.files("services.api").joinpath("openapi.json").read_bytes()
+    """The document built from services/api/openapi.skeleton.json and schemas/json, once."""
+    return document_bytes()
 
 
 @cache
@@ -84,6 +84,11 @@ async def docs_asset(request: web.Request) -> web.Response:
         content_type=ASSETS[name],
         headers={"Cache-Control": "public, max-age=86400"},
     )
+
+
+async def build_document(app: web.Application) -> None:
+    """Build the document at start-up, so a skeleton naming an unknown schema stops the app."""
+    openapi_document()
 
 
 ROUTES: list[web.RouteDef] = [

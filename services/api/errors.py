@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from projections.db import is_unavailable
 from services.api.access import CLIENT_CLOSED, client_gone
-from services.api.keys import settings_key
+from services.api.keys import settings_key, write_health_key
 from services.api.server import BodyReadTimeout
 from services.definitions.domain import (
     CodeIsImmutable,
@@ -29,7 +30,13 @@ from services.participants.handlers import (
     ConcurrencyConflict,
     IdempotencyKeyMismatch,
     IdempotencyKeyReused,
-    NotYetProjected,
+)
+from services.participants.writes import (
+    RETRY_WITH_KEY,
+    CommitUncertain,
+    WriteScope,
+    WriteTimedOut,
+    write_scope,
 )
 from services.validation import ValidationFailed
 
@@ -70,12 +77,46 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (IdempotencyKeyMismatch, 422),  # before its base class, IdempotencyKeyReused
     (IdempotencyKeyReused, 409),
     (CommitQuarantined, 422),
-    (NotYetProjected, 503),
+    (CommitUncertain, 503),
+    (WriteTimedOut, 503),
 ]
+
+RETRY_AFTER = {"Retry-After": "1"}
+UNAVAILABLE = (
+    "The service is temporarily unavailable (its store or log cannot be used right now); "
+    "nothing was recorded. Retry."
+)
+
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    with write_scope() as scope:
+        response = await _answer(request, handler, scope)
+    if request.method in WRITE_METHODS and response.status < 300:
+        health = request.app.get(write_health_key)
+        if health is not None:
+            health.worked()
+    return response
+
+
+def _note_unusable(request: web.Request, exc: BaseException) -> None:
+    """Tell /readyz that a write failed on a store or log that cannot be used right now."""
+    health = request.app.get(write_health_key)
+    if health is not None and request.method in WRITE_METHODS and is_unavailable(exc):
+        health.failed(exc.__cause__ if isinstance(exc, CommitUncertain) and exc.__cause__ else exc)
+
+
+async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> web.StreamResponse:
+    """The handler's response, or the error body its exception maps to.
+
+    The 503 rule: once a request attempted an append (``scope.appended``), any failure is a
+    503 with ``Retry-After`` saying to retry with the same Idempotency-Key, because a commit
+    may be on the log; before that, a store that cannot be used is a 503 too (nothing was
+    recorded). Only a programming error before any append is a 500.
+    """
     try:
         return await handler(request)
     except (ValidationFailed, InvalidDefinition) as exc:
@@ -105,8 +146,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return _client_closed(request)
         for kind, status in STATUS_OF:
             if isinstance(exc, kind):
-                headers = {"Retry-After": "1"} if status == 503 else None
-                return error(status, str(exc), headers)
+                if isinstance(exc, CommitUncertain):
+                    _note_unusable(request, exc)
+                    logger.warning(
+                        "%s %s: commit %s uncertain: %s",
+                        request.method,
+                        request.path,
+                        exc.commit_id,
+                        exc.reason,
+                    )
+                return error(status, str(exc), RETRY_AFTER if status == 503 else None)
+        _note_unusable(request, exc)
+        if scope.appended:
+            logger.exception("error after an append on %s %s", request.method, request.path)
+            return error(503, RETRY_WITH_KEY, RETRY_AFTER)
+        if is_unavailable(exc):
+            logger.warning(
+                "%s %s: store unavailable: %s: %s",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                exc,
+            )
+            return error(503, UNAVAILABLE, RETRY_AFTER)
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "Internal server error")
 
@@ -128,7 +190,8 @@ def item_error(exc: Exception) -> tuple[int, object]:
         return 422, exc.errors
     for kind, status in STATUS_OF:
         if isinstance(exc, kind):
-            return status, str(exc)
+            # an item is retried by its own idempotency_key, not by the request's header
+            return (status, str(exc)) if status != 503 else (503, ITEM_UNKNOWN_FAILURE)
     return 503, ITEM_UNKNOWN_FAILURE
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from projections.definitions.queries import DefinitionQueries
-from projections.lag import LagMonitor
+from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
@@ -14,6 +14,7 @@ from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from services.adapters.read_model import DefinitionStateReader
 from services.api.auth import KeyRing
+from services.api.health import WorkerStatus, WriteHealth
 from services.config import Settings
 from services.participants.handlers import Deps
 from services.rewards.reader import RewardStockReader
@@ -32,3 +33,6 @@ leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueri
 quarantine_key = web.AppKey("quarantine_key", QuarantineMonitor)
 past_queries_key = web.AppKey("past_queries_key", PastQueries)
 log_reader_key = web.AppKey("log_reader_key", object)  # a projections.past.LogReader
+workers_key = web.AppKey("workers_key", dict[str, WorkerStatus])
+write_health_key = web.AppKey("write_health_key", WriteHealth)
+store_ping_key = web.AppKey("store_ping_key", SingleFlight)  # one /readyz store ping at a time

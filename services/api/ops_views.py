@@ -1,16 +1,14 @@
-"""Operations endpoints: liveness, readiness (store, log, projector lag, quarantine), metrics."""
+"""Operations endpoints: liveness, readiness (services.api.readiness) and Prometheus metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from services import metrics
-from services.api.keys import lag_key, queries_key, settings_key
-from services.api.quarantine_ops import quarantine_check
+from services.api import readiness
 from services.api.requests import dumps
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,28 +19,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the store answers, the log was reachable lately and the projector keeps up."""
-    settings = request.app[settings_key]
-    checks: dict[str, object] = {}
-    try:
-        await asyncio.to_thread(request.app[queries_key].ping)
-        checks["store"] = "ok"
-    except Exception as exc:
-        checks["store"] = f"unreachable: {type(exc).__name__}"
-    report = request.app[lag_key].report
-    stale = time.time() - report.measured_at > max(10.0, 5 * request.app[lag_key].interval)
-    if report.error or stale:
-        checks["log"] = f"unreachable: {report.error or 'no recent measurement'}"
-    else:
-        checks["log"] = "ok"
-        behind = report.total
-        checks["projector_lag"] = behind
-        if behind > settings.ready_max_lag:
-            checks["projector"] = f"behind by {behind} records (limit {settings.ready_max_lag})"
-        else:
-            checks["projector"] = "ok"
-    checks["quarantine"] = quarantine_check(request.app)
-    ready = all(v == "ok" for k, v in checks.items() if k != "projector_lag")
+    """200 when nothing stops writes; 503 naming what does (see services.api.readiness)."""
+    ready, checks = await readiness.evaluate(request.app)
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,

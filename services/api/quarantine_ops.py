@@ -9,7 +9,7 @@ from contextlib import suppress
 from aiohttp import web
 
 from projections.participants.quarantine import QuarantineMonitor, QuarantineQueries
-from services.api.keys import quarantine_key, queries_key
+from services.api.keys import quarantine_key, queries_key, settings_key
 
 PROJECTION = "participants"
 
@@ -39,3 +39,21 @@ def quarantine_check(app: web.Application) -> str:
             "then retry or acknowledge them"
         )
     return "ok"
+
+
+async def quarantine_readiness(app: web.Application) -> dict[str, object]:
+    """The /readyz part: ``quarantined_records`` (information) always; with
+    GAMIFY_READY_FAIL_ON_QUARANTINE also ``quarantine``, which fails readiness while records wait.
+
+    Not failing by default is deliberate: the projector goes on past a quarantined record, so
+    writes and reads still work; taking every API process out of a load balancer for one record
+    would turn a contained fault into an outage. Alert on the gauge
+    ``gamify_projector_quarantined_records`` (or the count here) instead.
+    """
+    if quarantine_key not in app:
+        return {}
+    monitor = app[quarantine_key]
+    found: dict[str, object] = {"quarantined_records": monitor.open}
+    if app[settings_key].ready_fail_on_quarantine or monitor.error is not None:
+        found["quarantine"] = quarantine_check(app)
+    return found

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -239,45 +237,7 @@ class GamifyAppRunner(web.AppRunner):
         )
 
 
-def serve(
-    app: web.Application,
-    *,
-    sock: socket.socket,
-    read_timeout: float,
-    print: Callable[[str], None] = print,  # the name web.run_app uses
-    **runner_kwargs: Any,
-) -> None:
-    """Serve ``app`` on the listening ``sock`` until SIGINT or SIGTERM, then clean up and log
-    the shutdown (INFO). ``sock`` is bound by the caller, so a taken port is known up front."""
-    asyncio.run(_serve(app, sock, read_timeout, print, runner_kwargs))
-
-
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` with Gamify's backlog (raises OSError if taken)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=BACKLOG)
-
-
-async def _serve(
-    app: web.Application,
-    sock: socket.socket,
-    read_timeout: float,
-    say: Callable[[str], None],
-    runner_kwargs: dict[str, Any],
-) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    received: list[str] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
-    runner = GamifyAppRunner(app, read_timeout=read_timeout, **runner_kwargs)
-    await runner.setup()
-    try:
-        site = web.SockSite(runner, sock)
-        await site.start()
-        say(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
-        await stop.wait()
-        logger.info("stopping on %s: finishing in-flight requests", received[0])
-    finally:
-        await runner.cleanup()
-        logger.info("stopped serving on %s", site.name)

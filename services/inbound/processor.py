@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from projections.sources.kafka_group import remove_predecessors
 from services import metrics
 from services.inbound.messages import Rejected, parse
 from services.participants.commands import ClaimReward
@@ -58,8 +59,13 @@ class InboundProcessor:
         session_timeout_ms: int = 10_000,
         rewards: StockReader | None = None,
         connection: Mapping[str, Any] | None = None,
+        client_id: str = "gamify-inbound",
     ) -> None:
         self.deps = deps
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.client_id = client_id
+        self.connection = dict(connection or {})  # TLS/SASL options for every client here
         self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
         self.topics = topics
         self.tenants = tenants
@@ -67,7 +73,7 @@ class InboundProcessor:
             topics.inbound,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
-            client_id="gamify-inbound",
+            client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
@@ -85,6 +91,10 @@ class InboundProcessor:
     async def run(self, stop: asyncio.Event) -> None:
         await self.producer.start()
         try:
+            # A crash of this process left its member in the group: remove it (kafka_group).
+            await remove_predecessors(
+                self.bootstrap_servers, self.group_id, self.client_id, **self.connection
+            )
             await self.consumer.start()
             try:
                 while not stop.is_set():

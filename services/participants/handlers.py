@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ from services.participants.ports import (
     ParticipantReader,
     ProjectionProgress,
 )
+from services.participants.writes import (
+    CommitUncertain,
+    NotYetProjected,
+    WriteScope,
+    write_budget,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +45,6 @@ class ConcurrencyConflict(Exception):
     def __init__(self, attempts: int) -> None:
         super().__init__(
             f"The participant was changed concurrently; gave up after {attempts} attempts. Retry."
-        )
-
-
-class NotYetProjected(Exception):
-    """The commit is on the log but its projection did not finish in time."""
-
-    def __init__(self, commit_id: str) -> None:
-        self.commit_id = commit_id
-        super().__init__(
-            "The write was accepted but is not visible yet; "
-            "retry with the same Idempotency-Key to get its result."
         )
 
 
@@ -129,7 +125,7 @@ class Deps:
     new_id: Callable[[], str]
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     max_attempts: int = 5
-    projection_timeout: float = 10.0
+    projection_timeout: float = 10.0  # the write timeout: a write's whole budget, in seconds
 
 
 async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
@@ -140,16 +136,17 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
         state = await deps.reader.get_state(ctx.tenant, pid)
         return state, state.version if state else 0
 
-    profile_only = isinstance(command, RegisterParticipant | UpdateParticipant)
-    catalog = Catalog() if profile_only else await deps.reader.get_catalog(ctx.tenant)
+    async with write_budget(deps.projection_timeout):
+        profile_only = isinstance(command, RegisterParticipant | UpdateParticipant)
+        catalog = Catalog() if profile_only else await deps.reader.get_catalog(ctx.tenant)
 
-    def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
-        return decide(state, command, Env(deps.new_id, now, catalog))
+        def decide_on(state: ParticipantState | None, now: datetime) -> list[Event]:
+            return decide(state, command, Env(deps.new_id, now, catalog))
 
-    name = COMMAND_NAMES[type(command)]
-    return await run(
-        deps, ctx, PARTICIPANT, pid, name, load, decide_on, input_=command_input(command)
-    )
+        name = COMMAND_NAMES[type(command)]
+        return await run(
+            deps, ctx, PARTICIPANT, pid, name, load, decide_on, input_=command_input(command)
+        )
 
 
 async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
@@ -193,7 +190,24 @@ async def run(
     ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision;
     ``input_`` is the command's input the commit's causation keeps (``Causation.input``).
     Commands on one stream are serialized in this process, so conflicts only come from others.
+    The whole call, lock wait and retries included, is bounded by the write timeout
+    (:func:`write_budget`).
     """
+    async with write_budget(deps.projection_timeout) as scope:
+        return await _run(deps, ctx, stream, stream_id, name, load, decide_on, scope, input_)
+
+
+async def _run(
+    deps: Deps,
+    ctx: Context,
+    stream: str,
+    stream_id: str,
+    name: str,
+    load: Callable[[], Awaitable[tuple[Any, int]]],
+    decide_on: Callable[[Any, datetime], list[Event]],
+    scope: WriteScope,
+    input_: dict[str, Any] | None,
+) -> Result:
     async with deps.locks.hold((ctx.tenant, stream, stream_id)):
         for _ in range(deps.max_attempts):
             if ctx.idempotency_key is not None:
@@ -227,7 +241,7 @@ async def run(
                 events=tuple(events),
                 stream=stream,
             )
-            outcome = await _append_and_wait(deps, commit)
+            outcome = await _append_and_wait(deps, commit, scope)
             if outcome.status == "applied":
                 return Result(events=outcome.events, commit_id=commit.commit_id)
             if outcome.status == QUARANTINED:
@@ -249,13 +263,22 @@ async def run(
         raise ConcurrencyConflict(deps.max_attempts)
 
 
-async def _append_and_wait(deps: Deps, commit: Commit) -> CommitOutcome:
-    position = await deps.log.append(commit)
-    if not await deps.progress.wait_for(position, deps.projection_timeout):
-        raise NotYetProjected(commit.commit_id)
-    outcome = await deps.reader.get_outcome(commit.commit_id)
+async def _append_and_wait(deps: Deps, commit: Commit, scope: WriteScope) -> CommitOutcome:
+    """Append, wait for the verdict; from the append on, every failure is CommitUncertain."""
+    scope.appended = True
+    try:
+        position = await deps.log.append(commit)
+        assert scope.deadline is not None
+        remaining = scope.deadline - asyncio.get_running_loop().time()
+        if not await deps.progress.wait_for(position, max(0.0, remaining)):
+            raise NotYetProjected(commit.commit_id)
+        outcome = await deps.reader.get_outcome(commit.commit_id)
+    except CommitUncertain:
+        raise
+    except Exception as exc:
+        raise CommitUncertain(commit.commit_id, f"{type(exc).__name__}: {exc}") from exc
     if outcome is None:  # projected position passed but no verdict: a bug, never silence it
-        raise RuntimeError(f"commit {commit.commit_id} passed the projector without an outcome")
+        raise CommitUncertain(commit.commit_id, "projected without an outcome")
     return outcome
 
 

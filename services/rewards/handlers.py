@@ -35,6 +35,7 @@ from services.participants.handlers import (
     execute,
     run,
 )
+from services.participants.writes import write_budget
 from services.rewards.domain import Held, StockState, decide_release, decide_reserve
 from services.rewards.ports import StockReader
 
@@ -84,7 +85,15 @@ class Claim:
 
 
 async def claim_reward(deps: Deps, stock: StockReader, ctx: Context, command: ClaimReward) -> Claim:
-    """Claim ``command.reward_id`` for ``command.participant_id`` (see the module docstring)."""
+    """Claim ``command.reward_id`` for ``command.participant_id`` (see the module docstring).
+
+    Every step shares one write timeout (``write_budget``).
+    """
+    async with write_budget(deps.projection_timeout):
+        return await _claim(deps, stock, ctx, command)
+
+
+async def _claim(deps: Deps, stock: StockReader, ctx: Context, command: ClaimReward) -> Claim:
     pid = command.participant_id
     original = await _original(deps, ctx, pid)
     if original is not None:

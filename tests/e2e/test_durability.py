@@ -92,9 +92,7 @@ async def test_sigterm_keeps_every_acknowledged_write(fresh_server, api_for):
     await assert_ledger_is(api, pid, acked)
 
 
-async def test_writes_resume_right_after_a_sigterm_restart(
-    fresh_server, api_for
-):
+async def test_writes_resume_right_after_a_sigterm_restart(fresh_server, api_for):
     srv = fresh_server
     api = api_for(srv)
     pid = uid("resume")

@@ -38,6 +38,7 @@ def pg_server(
     srv = server_factory(request.param)
     srv.env["GAMIFY_DATABASE_URL"] = postgres_schema_url
     srv.env["GAMIFY_WRITE_TIMEOUT_MS"] = str(WRITE_TIMEOUT_MS)
+    srv.env["GAMIFY_READY_FAIL_ON_QUARANTINE"] = "true"
     srv.start()
     yield srv
     srv.stop()

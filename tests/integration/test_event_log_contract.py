@@ -29,8 +29,15 @@ def make_commit(pid: str, version: int, amount: int = 1, *, cid: str | None = No
     events: tuple[Any, ...] = (PointsAwarded(uuid.uuid4().hex, amount, amount * (version + 1)),)
     if version == 0:
         events = (ParticipantRegistered(auto_created=True), *events)
-    return Commit(cid or uuid.uuid4().hex, "acme", pid, version, "2026-02-14T10:00:00Z",
-                  Causation("points.award"), events)
+    return Commit(
+        cid or uuid.uuid4().hex,
+        "acme",
+        pid,
+        version,
+        "2026-02-14T10:00:00Z",
+        Causation("points.award"),
+        events,
+    )
 
 
 async def read_all(source: Any, expected: int, timeout: float = 20.0) -> list[LogRecord]:
@@ -73,8 +80,11 @@ class EventLogContract:
         by_position = {(r.partition, r.offset): decode(r.value) for r in got}
         assert [by_position[(p.partition, p.offset)] for p in positions] == commits
         for pid in ("u0", "u1", "u2", "u3"):
-            mine = [r for r in sorted(got, key=lambda r: (r.partition, r.offset))
-                    if decode(r.value).participant_id == pid]
+            mine = [
+                r
+                for r in sorted(got, key=lambda r: (r.partition, r.offset))
+                if decode(r.value).participant_id == pid
+            ]
             assert [decode(r.value).expected_version for r in mine] == [0, 1, 2, 3, 4]
 
     async def test_a_commit_appended_twice_is_projected_once(self, tmp_path: Path) -> None:
@@ -160,8 +170,12 @@ class TestKafkaLog(EventLogContract):
 
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Any]:
-        log = KafkaEventLog(self.broker.bootstrap, self.topic, partitions=3,
-                            idempotence=self.broker.idempotence_supported)
+        log = KafkaEventLog(
+            self.broker.bootstrap,
+            self.topic,
+            partitions=3,
+            idempotence=self.broker.idempotence_supported,
+        )
         await log.start()
         try:
             yield log, lambda: KafkaLogSource(self.broker.bootstrap, self.topic, group_id=None)

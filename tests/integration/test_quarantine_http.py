@@ -58,9 +58,36 @@ async def client(log: PoisoningLog, tmp_path: Path, database_url: str) -> AsyncI
         data_dir=tmp_path,
         database_url=database_url,
         write_timeout=WRITE_TIMEOUT,
+        ready_fail_on_quarantine=True,
     )
     async with TestClient(TestServer(create_app(settings, event_log=log))) as c:
         yield c
+
+
+async def test_by_default_readyz_counts_quarantined_records_but_stays_ready(
+    log: PoisoningLog, tmp_path: Path, database_url: str
+) -> None:
+    settings = Settings(
+        api_keys=parse_api_keys("acme:k-acme"),
+        data_dir=tmp_path,
+        database_url=database_url,
+        write_timeout=WRITE_TIMEOUT,
+    )
+    async with TestClient(TestServer(create_app(settings, event_log=log))) as client:
+        log.append_value(b"\x00 not a commit")
+        status, body, _ = await award(client, ACME, "after")
+        assert (status, body["new_balance"]) == (200, 5)
+
+        async def counted() -> bool:
+            resp = await client.get("/readyz")
+            body = await resp.json()
+            return body["checks"].get("quarantined_records") == 1
+
+        await eventually(counted)
+        resp = await client.get("/readyz")
+        body = await resp.json()
+        assert "quarantine" not in body["checks"]
+        assert (resp.status, body["status"]) == (200, "ready"), body
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], deadline: float = 10.0) -> None:

@@ -85,11 +85,15 @@ class GamifyProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def spawn(self) -> GamifyProcess:
-        """Start the process without waiting for it (see ``wait_healthy``)."""
+    def spawn(self, *, same_port: bool = False) -> GamifyProcess:
+        """Start the process without waiting for it (see ``wait_healthy``).
+
+        ``same_port``: listen where the last run did, as a restarted service does.
+        """
         assert not self.running, f"{self.command} already running"
         self.runs += 1
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GAMIFY_")}
         env.update(self.env)
         env.setdefault("GAMIFY_DATA_DIR", str(self.workdir / "data"))

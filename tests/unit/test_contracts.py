@@ -20,6 +20,8 @@ import orjson
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
@@ -52,18 +54,22 @@ from schemas.events import (
     TierChanged,
 )
 from services.adapters.memory_event_log import InMemoryEventLog
+from services.api import openapi as openapi_builder
+from services.api import query_views
 from services.api.app import create_app
 from services.api.docs_views import DOCS_PATH
+from services.api.engine_views import MAX_BATCH
+from services.api.representations import STATE_SECTIONS
 from services.config import Settings, parse_api_keys
 from services.definitions.domain import KINDS
 from services.inbound import processor
 from services.inbound.messages import COMMANDS, Rejected, parse
+from services.validation import ValidationFailed, validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas" / "json"
 EVENT_DIR = SCHEMA_DIR / "events"
 ASYNCAPI = ROOT / "schemas" / "asyncapi.yaml"
-OPENAPI = ROOT / "services" / "api" / "openapi.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NOW = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)  # the server clock inbound parsing is pinned to
 BASE = "/api/v1/gamify"
@@ -444,9 +450,9 @@ def test_asyncapi_examples_satisfy_their_schemas() -> None:
 # OpenAPI
 
 
-@cache
 def openapi() -> dict[str, Any]:
-    return load(OPENAPI)
+    """The document the app serves: the skeleton plus schemas/json (services/api/openapi.py)."""
+    return openapi_builder.document()
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -486,14 +492,117 @@ def test_the_openapi_document_describes_exactly_the_routes_of_the_app(tmp_path: 
     assert sorted(documented - routes) == [], "documented endpoints the app does not serve"
 
 
-def test_openapi_embeds_the_json_schemas_unchanged() -> None:
+def from_schema_files(schema: Any) -> set[str]:
+    """The schemas/json components a schema names, following the skeleton's own components."""
+    found: set[str] = set()
+    for ref in openapi_builder.refs(schema):
+        name = ref.removeprefix("#/components/schemas/").split("/")[0]
+        if name.removesuffix(openapi_builder.PARTIAL) in openapi_builder.schema_files():
+            found.add(name)
+        elif name in openapi()["components"]["schemas"]:
+            found |= from_schema_files(openapi()["components"]["schemas"][name])
+    return found
+
+
+def test_every_request_body_is_a_schema_from_schemas_json() -> None:
+    bodies = 0
+    for path, method in sorted(documented_operations()):
+        body = openapi()["paths"][path][method].get("requestBody")
+        if body is None:
+            continue
+        schema = body["content"]["application/json"]["schema"]
+        assert from_schema_files(schema), f"{method.upper()} {path}: no schema from schemas/json"
+        bodies += 1
+    assert bodies == 12
+    admin = openapi()["paths"][f"{BASE}/admin/{{resource}}"]["post"]["requestBody"]
+    assert from_schema_files(admin) == {f"definitions.{kind}.v1" for kind in KINDS.values()}
+    batch = openapi()["components"]["schemas"]["EventBatchRequest"]["properties"]["events"]
+    assert batch["maxItems"] == MAX_BATCH
+
+
+def test_openapi_embeds_the_schemas_the_api_validates_with() -> None:
     embedded = openapi()["components"]["schemas"]
-    for command in COMMANDS:
-        assert embedded[f"{command}.v1"] == load(SCHEMA_DIR / f"{command}.v1.json"), command
-    for kind in KINDS.values():
-        assert embedded[f"definitions.{kind}.v1"] == load(
-            SCHEMA_DIR / "definitions" / f"{kind}.v1.json"
-        ), kind
+    commands = [*COMMANDS, *(f"definitions/{kind}" for kind in KINDS.values())]
+    for command in commands:
+        for partial, suffix in ((False, ""), (True, openapi_builder.PARTIAL)):
+            name = f"{command.replace('/', '.')}.v1{suffix}"
+            if name not in embedded:
+                continue
+            expected = {
+                k: v
+                for k, v in validator(command, partial).schema.items()
+                if k not in ("$schema", "$id")
+            }
+            if not any(True for _ in openapi_builder.refs(expected)):
+                assert embedded[name] == expected, name
+    assert all(f"definitions.{k}.v1.partial" in embedded for k in KINDS.values())
+    assert all("required" not in embedded[f"definitions.{k}.v1.partial"] for k in KINDS.values())
+
+
+def test_the_generator_rewrites_file_refs_into_component_refs() -> None:
+    needs: set[str] = set()
+    schema = {
+        "properties": {
+            "id": {"$ref": "../common.v1.json#/$defs/id"},
+            "self": {"$ref": "#/$defs/x"},
+            "items": [{"$ref": "other.v1.json"}],
+        }
+    }
+    rebased = openapi_builder.rebased(
+        schema, "definitions/tier.v1.json", "definitions.tier.v1", needs
+    )
+    assert rebased["properties"] == {
+        "id": {"$ref": "#/components/schemas/common.v1/$defs/id"},
+        "self": {"$ref": "#/components/schemas/definitions.tier.v1/$defs/x"},
+        "items": [{"$ref": "#/components/schemas/definitions.other.v1"}],
+    }
+    assert needs == {"common.v1", "definitions.other.v1"}
+
+
+def test_a_skeleton_naming_an_unknown_schema_or_shadowing_a_file_does_not_build() -> None:
+    skeleton = openapi_builder.skeleton()
+    unknown = json.loads(json.dumps(skeleton))
+    unknown["components"]["schemas"]["Error"]["properties"]["x"] = {
+        "$ref": "#/components/schemas/points.refund.v1"
+    }
+    with pytest.raises(openapi_builder.SkeletonError, match="points.refund.v1"):
+        openapi_builder.build(unknown)
+    shadow = json.loads(json.dumps(skeleton))
+    shadow["components"]["schemas"]["points.award.v1"] = {"type": "object"}
+    with pytest.raises(openapi_builder.SkeletonError, match="points.award.v1"):
+        openapi_builder.build(shadow)
+
+
+def test_every_keyed_operation_documents_the_errors_it_can_answer() -> None:
+    for path, method in documented_operations():
+        operation = openapi()["paths"][path][method]
+        statuses = set(operation["responses"])
+        if operation.get("security") == []:
+            continue
+        expected = {"401", "422", "503"}
+        if path.startswith(f"{BASE}/admin/"):
+            expected.add("403")
+        if "requestBody" in operation:
+            expected |= {"400", "413"}
+        if "{" in path:
+            expected.add("404")  # a path naming something that does not exist
+        assert expected <= statuses, f"{method.upper()} {path}: {sorted(expected - statuses)}"
+        if method != "get":
+            shape = resolved(operation["responses"]["422"])["content"]["application/json"]
+            assert {"$ref": "#/components/schemas/Error"} in shape["schema"].get("oneOf", []), (
+                f"{method.upper()} {path}: a reused Idempotency-Key's 422 is a message"
+            )
+
+
+@given(st.lists(st.sampled_from([*STATE_SECTIONS, ",", " ", "\t", "x", "tiers"])).map("".join))
+def test_the_documented_include_pattern_accepts_what_the_state_endpoint_accepts(raw: str) -> None:
+    documented = re.search(openapi_builder.include_pattern(), raw) is not None
+    try:
+        query_views._include(raw)
+        accepted = True
+    except ValidationFailed:
+        accepted = False
+    assert documented == accepted
 
 
 def test_admin_operations_need_the_admin_scope_and_public_ones_no_key() -> None:
