@@ -80,7 +80,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def _resolve(request: web.Request, kind: str) -> str:
     """The id of the definition the path names, by id or else by code (404 if neither)."""
-    ref = request.match_info["id"]
+    ref = _id(request)  # a control character is an unknown id, never a store error
     found = await asyncio.to_thread(
         request.app[definition_queries_key].by_id_or_code, principal(request).tenant, kind, ref
     )
