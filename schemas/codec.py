@@ -46,6 +46,7 @@ def encode(commit: Commit) -> bytes:
                 "request_id": commit.causation.request_id,
                 "idempotency_key": commit.causation.idempotency_key,
                 **_fingerprint(commit.causation),
+                **({} if commit.causation.input is None else {"input": commit.causation.input}),
             },
             "events": [encode_event(e) for e in commit.events],
         }
@@ -96,6 +97,7 @@ class _RawCausation(msgspec.Struct):
     request_id: str | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    input: dict[str, Any] | None = None  # not an object: a DecodeError, so the generic path says so
 
 
 class _RawCommit(msgspec.Struct):
@@ -147,7 +149,7 @@ def _decode_typed(value: bytes) -> Commit:
         expected_version=raw.expected_version,
         recorded_at=raw.recorded_at,
         causation=Causation(
-            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint
+            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint, c.input
         ),
         events=tuple(events),
         stream=raw.stream or PARTICIPANT,
@@ -170,6 +172,7 @@ def _decode_generic(value: bytes) -> Commit:
                 request_id=causation.get("request_id"),
                 idempotency_key=causation.get("idempotency_key"),
                 fingerprint=causation.get("fingerprint"),
+                input=_input(causation.get("input")),
             ),
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),
@@ -194,6 +197,12 @@ def decode_event(raw: dict[str, Any]) -> Event:
         raise CodecError(f"{type_} v{version} is newer than this code (v{cls.class_version})")
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _input(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"causation.input: expected an object, got {type(value).__name__}")
+    return value
 
 
 def _str(value: Any) -> str:

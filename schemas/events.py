@@ -343,6 +343,10 @@ class Causation:
 
     ``fingerprint`` (with a key only) is the request's ``schemas.codec.fingerprint``: the same key
     sent again with another fingerprint is a different request (422), not a retry.
+    ``input`` is the command's validated input (services.participants.commands.command_input:
+    the boundary-normalised fields the command was built from, never a key or a secret), so
+    ``gamify simulate`` can decide it again; None on definition and reward-stock commits, on
+    profile commands (their events hold what changed) and on records written before it existed.
     """
 
     command: str
@@ -350,6 +354,7 @@ class Causation:
     request_id: str | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    input: JSON | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from services.api.server import listen
 from services.api.serving import run_server
 from services.config import ConfigError, Settings
 from services.quarantine_cli import add_quarantine_parser, quarantine_command
+from services.simulate_cli import add_simulate_parser, simulate_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(settings, args.action)
     if args.command == "quarantine":
         return quarantine_command(settings, args, lambda: _replay_log(settings))
+    if args.command == "simulate":
+        return simulate_command(settings, args, lambda: _replay_log(settings))
     return replay_command(settings, args)
 
 
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, help="listen port (default: GAMIFY_HTTP_PORT or 8080)")
     _add_replay_parser(commands)
     add_quarantine_parser(commands)
+    add_simulate_parser(commands)
     broker = commands.add_parser(
         "dev-broker",
         help="run the bundled tansu Kafka broker (in memory) for trying the Kafka shape",

@@ -82,10 +82,13 @@ class Verdict:
     writes: tuple[Write, ...] = ()
 
 
-def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) -> Verdict:
+def apply_commit(
+    row: ParticipantRow | None, commit: Commit, *, key_used: bool, writes: bool = True
+) -> Verdict:
     """Apply ``commit`` if it was decided on the row's version and its idempotency key is new.
 
     Deterministic in (row, commit, key_used), so replaying the log repeats every verdict.
+    ``writes=False`` folds the row only (reading the past needs no rows of other tables).
     """
     if key_used:
         return Verdict(DUPLICATE, row)
@@ -97,12 +100,13 @@ def apply_commit(row: ParticipantRow | None, commit: Commit, *, key_used: bool) 
     current = row or ParticipantRow(
         commit.tenant, commit.participant_id, created_at=commit.recorded_at
     )
-    writes: list[Write] = []
+    found: list[Write] = []
     for idx, event in enumerate(commit.events):
         current = evolve(event, current, commit)
-        writes.extend(writes_for(event, current, commit, idx))
+        if writes:
+            found.extend(writes_for(event, current, commit, idx))
     current = replace(current, version=version + 1, last_seen_at=commit.recorded_at)
-    return Verdict(APPLIED, current, tuple(writes))
+    return Verdict(APPLIED, current, tuple(found))
 
 
 @singledispatch

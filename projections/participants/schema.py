@@ -177,7 +177,9 @@ register_table(
     events TEXT,
     log_partition INTEGER NOT NULL,
     log_offset BIGINT NOT NULL,
-    stream TEXT NOT NULL)""",
+    stream TEXT NOT NULL,
+    CONSTRAINT {commit_outcomes}_stream
+        UNIQUE (tenant, stream, participant_id, log_partition, log_offset, status, commit_id))""",
         ("commit_id",),
         per_participant=True,
     )

@@ -8,6 +8,7 @@ import orjson
 
 from projections.participants.projector import APPLIED, ParticipantRow, Write, apply_commit
 from projections.participants.schema import PARTICIPANT_COLUMNS
+from projections.participants.snapshots import snapshot
 from projections.streams import SelectIn, register_stream
 from schemas.events import PARTICIPANT, Commit
 
@@ -33,10 +34,13 @@ class ParticipantStream:
     def apply(self, commit: Commit, *, key_used: bool) -> tuple[str, list[Write]]:
         ident = (commit.tenant, commit.participant_id)
         verdict = apply_commit(self.rows.get(ident), commit, key_used=key_used)
+        writes = list(verdict.writes)
         if verdict.status == APPLIED and verdict.row is not None:
+            if commit.events:  # a commit without events leaves the version as it was
+                writes += snapshot(verdict.row, commit, row_to_db)
             self.rows[ident] = verdict.row
             self.dirty.add(ident)
-        return verdict.status, list(verdict.writes)
+        return verdict.status, writes
 
     def flush(self) -> list[Write]:
         return [

@@ -64,3 +64,32 @@ class SqliteLogSource:
 
     def partitions(self) -> Sequence[int]:
         return (0,)
+
+
+class SqliteLogReader:
+    """Reads records of the log file back by offset (``projections.past.LogReader``)."""
+
+    CHUNK = 500  # offsets per SELECT
+
+    def __init__(self, path: str) -> None:
+        self.datastore = SQLiteDatastore(path, originator_id_type="text", lock_timeout=30)
+
+    async def read_at(self, partition: int, offsets: Sequence[int]) -> list[LogRecord]:
+        return await asyncio.to_thread(self._select, list(offsets)) if partition == 0 else []
+
+    def _select(self, offsets: list[int]) -> list[LogRecord]:
+        found: list[LogRecord] = []
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(offsets), self.CHUNK):
+                ids = [o + 1 for o in offsets[start : start + self.CHUNK]]
+                marks = ", ".join("?" * len(ids))
+                c.execute(
+                    f"SELECT rowid, state FROM {LOG_TABLE} WHERE rowid IN ({marks}) "  # noqa: S608
+                    "ORDER BY rowid",
+                    ids,
+                )
+                found.extend(LogRecord(0, r[0] - 1, bytes(r[1])) for r in c.fetchall())
+        return found
+
+    def close(self) -> None:
+        self.datastore.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from projections.sources import StartPositions
 from schemas.codec import encode
@@ -42,6 +43,12 @@ class InMemoryEventLog:
         records = [LogRecord(0, o, self.values[o]) for o in range(self.next_offset, end)]
         self.next_offset = end
         return {0: records} if records else {}
+
+    async def read_at(self, partition: int, offsets: Sequence[int]) -> list[LogRecord]:
+        """Records by offset (``projections.past.LogReader``)."""
+        if partition != 0:
+            return []
+        return [LogRecord(0, o, self.values[o]) for o in offsets if 0 <= o < len(self.values)]
 
     async def committed(self, positions: dict[int, int]) -> None:
         return None

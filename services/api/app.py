@@ -27,6 +27,7 @@ from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import PROJECTION, ParticipantStore, participant_store
+from projections.past import PastQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.sources import LogSource
@@ -50,6 +51,8 @@ from services.api.keys import (
     key_ring_key,
     lag_key,
     leaderboard_queries_key,
+    log_reader_key,
+    past_queries_key,
     progress_key,
     queries_key,
     rate_limiter_key,
@@ -112,7 +115,7 @@ def create_app(
     app.cleanup_ctx.append(read_model_ctx)
     app.cleanup_ctx.append(webhook_outbox_ctx)
     if event_log is not None:
-        app[log_key] = app[source_key] = event_log
+        app[log_key] = app[source_key] = app[log_reader_key] = event_log
         app[end_offsets_key] = event_log.end_offsets
     elif settings.kafka_bootstrap_servers:
         app.cleanup_ctx.append(kafka_log_ctx)
@@ -148,6 +151,7 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[definition_queries_key] = DefinitionQueries(db)
     app[definition_reader_key] = DefinitionStateReader(app[definition_queries_key])
     app[leaderboard_queries_key] = LeaderboardQueries(db)
+    app[past_queries_key] = PastQueries(db)
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
     app[api_key_queries_key] = ApiKeyQueries(db)
@@ -178,7 +182,7 @@ async def rate_limit_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
-    from projections.sources.sqlite import SqliteLogSource
+    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
     from services.adapters.sqlite_event_log import SqliteEventLog
 
     settings = app[settings_key]
@@ -186,13 +190,16 @@ async def embedded_log_ctx(app: web.Application) -> AsyncIterator[None]:
     source = SqliteLogSource(settings.log_path, settings.participant_events_topic)
     log = SqliteEventLog(settings.log_path, on_append=source.wake)
     app[log_key], app[source_key], app[end_offsets_key] = log, source, source.end_offsets
+    app[log_reader_key] = reader = SqliteLogReader(settings.log_path)
     yield
     log.close()
     source.close()
+    reader.close()
 
 
 async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     from projections.sources.kafka import KafkaEndOffsets, KafkaLogSource
+    from projections.sources.kafka_reader import KafkaLogReader
     from services.adapters.kafka_clients import client_options, topic_policy
     from services.adapters.kafka_event_log import KafkaEventLog
 
@@ -212,6 +219,8 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
         bootstrap, settings.participant_events_topic, connection=connection
     )
     app[log_key], app[end_offsets_key] = log, end_offsets
+    reader = KafkaLogReader(bootstrap, settings.participant_events_topic, connection=connection)
+    app[log_reader_key] = reader
     app[source_key] = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
@@ -223,6 +232,7 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
         group_instance_id=settings.kafka_group_instance_id,
     )
     yield
+    await reader.stop()
     await end_offsets.stop()
     await log.stop()
 

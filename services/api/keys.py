@@ -10,6 +10,7 @@ from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
 from projections.participants.quarantine import QuarantineMonitor
 from projections.participants.queries import ParticipantQueries
+from projections.past import PastQueries
 from projections.progress import Progress
 from projections.rewards.queries import RewardQueries
 from projections.webhooks.outbox import Outbox
@@ -35,6 +36,8 @@ reward_queries_key = web.AppKey("reward_queries_key", RewardQueries)
 reward_stock_key = web.AppKey("reward_stock_key", RewardStockReader)
 leaderboard_queries_key = web.AppKey("leaderboard_queries_key", LeaderboardQueries)
 quarantine_key = web.AppKey("quarantine_key", QuarantineMonitor)
+past_queries_key = web.AppKey("past_queries_key", PastQueries)
+log_reader_key = web.AppKey("log_reader_key", object)  # a projections.past.LogReader
 workers_key = web.AppKey("workers_key", dict[str, WorkerStatus])
 write_health_key = web.AppKey("write_health_key", WriteHealth)
 store_ping_key = web.AppKey("store_ping_key", SingleFlight)  # one /readyz store ping at a time

@@ -11,6 +11,7 @@ from projections.participants.queries import ParticipantRow
 from services.api.errors import NotFound
 from services.api.keys import deps_key, queries_key
 from services.api.middlewares import principal
+from services.api.past_views import as_of, then
 from services.api.representations import STATE_SECTIONS, points, profile, state
 from services.api.requests import dumps, int_query, participant_id
 from services.participants.engine import Catalog
@@ -18,16 +19,24 @@ from services.validation import ValidationFailed
 
 
 async def get_participant(request: web.Request) -> web.Response:
-    row = await _row(request)
-    body = profile(row, await catalog(request), datetime.now(UTC))
-    return web.json_response(body, dumps=dumps)
+    row, cat, now = await _view(request)
+    return web.json_response(profile(row, cat, now), dumps=dumps)
 
 
 async def get_state(request: web.Request) -> web.Response:
     include = _include(request.query.get("include"))
+    row, cat, now = await _view(request)
+    return web.json_response(state(row, include, cat, now), dumps=dumps)
+
+
+async def _view(request: web.Request) -> tuple[ParticipantRow, Catalog, datetime]:
+    """The row, definitions and "now" to render: the present, or the past with ``?as_of=``."""
+    moment = as_of(request)
+    if moment is not None:
+        row, cat = await then(request, moment)
+        return row, cat, moment
     row = await _row(request)
-    body = state(row, include, await catalog(request), datetime.now(UTC))
-    return web.json_response(body, dumps=dumps)
+    return row, await catalog(request), datetime.now(UTC)
 
 
 async def catalog(request: web.Request) -> Catalog:

@@ -13,6 +13,7 @@ from services.api import (
     engine_views,
     leaderboard_views,
     ops_views,
+    past_views,
     query_views,
     reward_views,
     streak_views,
@@ -34,6 +35,7 @@ ROUTES = [
     web.patch(f"{BASE}/participants/{{participant_id}}", command_views.update_participant),
     web.get(f"{BASE}/participants/{{participant_id}}/state", query_views.get_state),
     web.get(f"{BASE}/state/{{participant_id}}", query_views.get_state),
+    web.get(f"{BASE}/participants/{{participant_id}}/history", past_views.get_history),
     web.get(f"{BASE}/participants/{{participant_id}}/points", query_views.get_points),
     web.get(
         f"{BASE}/participants/{{participant_id}}/points/transactions", query_views.get_transactions

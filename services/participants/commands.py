@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # A field left out of a PATCH is not the same as a field set to null.
@@ -179,3 +179,37 @@ Command = (
     | ClaimReward
     | EvaluateParticipant
 )
+
+# Commands whose decision depends on the definitions: their input is kept on the log.
+RE_DECIDABLE = frozenset(
+    {
+        "points.award",
+        "points.deduct",
+        "events.track",
+        "badges.award",
+        "tiers.assign",
+        "streaks.record",
+        "rewards.claim",
+    }
+)
+_CLASSES = {name: cls for cls, name in COMMAND_NAMES.items()}
+
+
+def command_input(command: Command) -> dict[str, Any] | None:
+    """The command's input as the log keeps it (``causation.input``), or None.
+
+    Its fields by name, as validated at the boundary (so ``command_from_input`` rebuilds the
+    same command). None for profile commands: they decide nothing from the definitions, their
+    events already hold what changed, and personal data is not copied a second time.
+    """
+    if COMMAND_NAMES[type(command)] not in RE_DECIDABLE:
+        return None
+    return {f.name: getattr(command, f.name) for f in fields(command)}  # type: ignore[arg-type]
+
+
+def command_from_input(name: str, data: dict[str, Any]) -> Command:
+    """The command ``name`` recorded with ``data`` (``command_input``); KeyError/TypeError if
+    the name is unknown or the data does not fit the command."""
+    cls = _CLASSES[name]
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[no-any-return]

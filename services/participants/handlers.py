@@ -16,6 +16,7 @@ from services.participants.commands import (
     Command,
     RegisterParticipant,
     UpdateParticipant,
+    command_input,
 )
 from services.participants.domain import Env, ParticipantState, decide
 from services.participants.engine import Catalog
@@ -143,7 +144,9 @@ async def execute(deps: Deps, ctx: Context, command: Command) -> Result:
             return decide(state, command, Env(deps.new_id, now, catalog))
 
         name = COMMAND_NAMES[type(command)]
-        return await run(deps, ctx, PARTICIPANT, pid, name, load, decide_on)
+        return await run(
+            deps, ctx, PARTICIPANT, pid, name, load, decide_on, input_=command_input(command)
+        )
 
 
 async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
@@ -167,6 +170,7 @@ async def record_refusal(deps: Deps, ctx: Context, command: Command) -> None:
         COMMAND_NAMES[type(command)],
         load,
         lambda state, now: [],
+        input_=command_input(command),
     )
 
 
@@ -178,16 +182,19 @@ async def run(
     name: str,
     load: Callable[[], Awaitable[tuple[Any, int]]],
     decide_on: Callable[[Any, datetime], list[Event]],
+    *,
+    input_: dict[str, Any] | None = None,
 ) -> Result:
     """Decide on a stream's current state and append one commit; retry on conflicts.
 
-    ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision.
+    ``load`` reads the state and its version; ``decide_on(state, now)`` is the pure decision;
+    ``input_`` is the command's input the commit's causation keeps (``Causation.input``).
     Commands on one stream are serialized in this process, so conflicts only come from others.
     The whole call, lock wait and retries included, is bounded by the write timeout
     (:func:`write_budget`).
     """
     async with write_budget(deps.projection_timeout) as scope:
-        return await _run(deps, ctx, stream, stream_id, name, load, decide_on, scope)
+        return await _run(deps, ctx, stream, stream_id, name, load, decide_on, scope, input_)
 
 
 async def _run(
@@ -199,6 +206,7 @@ async def _run(
     load: Callable[[], Awaitable[tuple[Any, int]]],
     decide_on: Callable[[Any, datetime], list[Event]],
     scope: WriteScope,
+    input_: dict[str, Any] | None,
 ) -> Result:
     async with deps.locks.hold((ctx.tenant, stream, stream_id)):
         for _ in range(deps.max_attempts):
@@ -228,6 +236,7 @@ async def _run(
                     ctx.request_id,
                     ctx.idempotency_key,
                     ctx.fingerprint if ctx.idempotency_key is not None else None,
+                    input_,
                 ),
                 events=tuple(events),
                 stream=stream,

@@ -156,3 +156,25 @@ def test_records_the_typed_decoder_refuses_are_read_as_before(edit: Callable[[di
     edit(raw)
     value = orjson.dumps(raw)
     assert decode(value) == codec._decode_generic(value)  # noqa: SLF001
+
+
+def test_the_command_input_travels_in_the_causation_and_satisfies_the_schema() -> None:
+    given = {"participant_id": "user_123", "amount": 50, "reason": None, "metadata": {}}
+    commit = replace(COMMIT, causation=replace(COMMIT.causation, input=given))
+    raw = orjson.loads(encode(commit))
+    assert raw["causation"]["input"] == given
+    assert decode(encode(commit)) == commit
+    schema = json.loads((SCHEMA_DIR / "participant_commit.v1.json").read_text())
+    assert list(Draft202012Validator(schema).iter_errors(raw)) == []
+
+
+def test_a_commit_without_input_keeps_its_old_bytes() -> None:
+    assert "input" not in orjson.loads(encode(COMMIT))["causation"]
+    assert decode(encode(COMMIT)).causation.input is None
+
+
+def test_an_input_that_is_not_an_object_is_not_a_commit() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["causation"]["input"] = [1]
+    with pytest.raises(CodecError):
+        decode(orjson.dumps(raw))
