@@ -209,9 +209,7 @@ async def test_award_batch_answers_each_item_and_replays_keyed_items(api: Api) -
         "index": 2,
         "success": False,
         "status_code": 422,
-        "error": [
-            {"loc": ["awards[2]"], "msg": "must be an object", "type": "value_error"}
-        ],
+        "error": [{"loc": ["awards[2]"], "msg": "must be an object", "type": "value_error"}],
     }
     assert results[3]["status_code"] == 422 and results[3]["participant_id"] == b
     assert (await api.points(a, key=BATCH))["balance"] == 17
