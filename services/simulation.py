@@ -40,10 +40,11 @@ from schemas.events import (
     StreakExtended,
     TierChanged,
 )
+from services.adapters.read_model import participant_state
 from services.definitions.checks import problems
 from services.definitions.domain import KINDS
 from services.participants.commands import RE_DECIDABLE, Command, command_from_input
-from services.participants.domain import DomainError, Env, ParticipantState, decide
+from services.participants.domain import DomainError, Env, decide
 from services.participants.engine import Catalog
 from services.validation import ValidationFailed, parse_timestamp, validate
 
@@ -286,7 +287,9 @@ class Simulation:
         if why != "recorded":
             self.counts["re_decided_from_events"] += 1
         try:
-            events = decide(_state(self.shadow.rows.get(commit.participant_id)), command, env)
+            events = decide(
+                participant_state(self.shadow.rows.get(commit.participant_id)), command, env
+            )
         except DomainError:
             self.counts["refused"] += 1
             events = []
@@ -378,22 +381,6 @@ def overlay(rows: Iterable[DefinitionRow | None], changes: Changes) -> Catalog:
         entries[(kind, code)] = (before.created_at if before else "~", ident, fields)
     ordered = sorted(entries.items(), key=lambda kv: (kv[0][0], kv[1][0], kv[0][1]))
     return Catalog.of((kind, ident, code, body) for (kind, code), (_, ident, body) in ordered)
-
-
-def _state(row: ParticipantRow | None) -> ParticipantState | None:
-    """What a decision knows of the row (as the read-model reader maps it)."""
-    if row is None:
-        return None
-    return ParticipantState(
-        version=row.version,
-        display_name=row.display_name,
-        avatar_url=row.avatar_url,
-        attributes=row.attributes,
-        balance=row.balance,
-        total_earned=row.total_earned,
-        total_spent=row.total_spent,
-        sections=row.sections,
-    )
 
 
 def _diff(recorded: int, simulated: int) -> dict[str, int]:

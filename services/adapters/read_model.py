@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from projections.definitions.queries import DefinitionQueries, DefinitionRow
+from projections.participants.projector import ParticipantRow
 from projections.participants.queries import OutcomeRow, ParticipantQueries
 from services.definitions.domain import DefinitionState
 from services.participants.domain import ParticipantState
@@ -55,18 +56,7 @@ class ReadModelReader:
             row = self.queries.participant(tenant, participant_id, inline=True)
         else:
             row = await asyncio.to_thread(self.queries.participant, tenant, participant_id)
-        if row is None:
-            return None
-        return ParticipantState(
-            version=row.version,
-            display_name=row.display_name,
-            avatar_url=row.avatar_url,
-            attributes=row.attributes,
-            balance=row.balance,
-            total_earned=row.total_earned,
-            total_spent=row.total_spent,
-            sections=row.sections,
-        )
+        return participant_state(row)
 
     async def get_outcome(self, commit_id: str) -> CommitOutcome | None:
         if self.queries.inline:
@@ -105,3 +95,19 @@ def _definition(row: DefinitionRow | None) -> DefinitionState | None:
     if row is None:
         return None
     return DefinitionState(row.version, row.id, row.code, row.body, row.is_active)
+
+
+def participant_state(row: ParticipantRow | None) -> ParticipantState | None:
+    """What a decision knows of a participant's read-model row (None: no such participant)."""
+    if row is None:
+        return None
+    return ParticipantState(
+        version=row.version,
+        display_name=row.display_name,
+        avatar_url=row.avatar_url,
+        attributes=row.attributes,
+        balance=row.balance,
+        total_earned=row.total_earned,
+        total_spent=row.total_spent,
+        sections=row.sections,
+    )
