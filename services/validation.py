@@ -44,6 +44,8 @@ SCHEDULE_FIELDS = frozenset({"expires_at"})
 
 MAP_FIELDS = ("attributes", "metadata", "properties")
 
+# How the schemas in schemas/json spell "no control characters" (as JSON text: backslash-u escapes).
+NO_CONTROL = "^[^\\u0000-\\u001f"
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MULTILINE_FIELDS = ("description",)
@@ -296,6 +298,11 @@ def _message(error: Any) -> str:
     ):
         names = [name for alt in error.validator_value for name in alt["required"]]
         return f"needs at least one of: {', '.join(names)}"
+    if error.validator == "pattern" and str(error.validator_value).startswith(NO_CONTROL):
+        bidi = "\\u202a" in str(error.validator_value)
+        return "must not contain control characters (U+0000-U+001F, U+007F-U+009F)" + (
+            " or bidi controls (U+202A-U+202E, U+2066-U+2069)" if bidi else ""
+        )
     return str(error.message)
 
 

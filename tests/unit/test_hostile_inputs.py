@@ -144,3 +144,21 @@ async def test_a_batch_item_that_is_not_an_object_is_located_like_the_other_item
     assert resp.status == 200
     (result,) = (await resp.json())["results"]
     assert result["status_code"] == 422 and result["error"][0]["loc"] == ["events[0]"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "bidi"),
+    [
+        ({"participant_id": "p", "amount": 1, "reason": "a\u0000b"}, "reason", False),
+        ({"participant_id": "p\u202e", "amount": 1}, "participant_id", True),
+    ],
+)
+async def test_a_control_character_is_named_as_such_not_as_a_regular_expression(
+    client: TestClient, body: dict, field: str, bidi: bool
+) -> None:
+    resp = await client.post(f"{BASE}/points/award", headers=ACME, json=body)
+    assert resp.status == 422
+    (error,) = (await resp.json())["detail"]
+    assert error["loc"] == ["body", field]
+    assert error["msg"].startswith("must not contain control characters")
+    assert ("bidi" in error["msg"]) is bidi
