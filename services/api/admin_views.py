@@ -14,14 +14,22 @@ from services.api.keys import (
     queries_key,
 )
 from services.api.middlewares import principal
-from services.api.requests import clock, context, dumps, int_query, issued_id, json_body
+from services.api.requests import (
+    clock,
+    context,
+    dumps,
+    int_query,
+    issued_id,
+    json_body,
+    optional_bool_query,
+)
 from services.definitions.domain import KINDS, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
 from services.participants.domain import Refused
 from services.participants.evaluate import Candidate, evaluate_definition
 from services.participants.features.evaluation import EVALUATED_KINDS, unevaluable
 from services.participants.features.tiers import min_points
-from services.validation import ValidationFailed, validate
+from services.validation import validate
 
 SCAN_PAGE = 500  # participants read per page while evaluating
 
@@ -39,18 +47,7 @@ async def list_definitions(request: web.Request) -> web.Response:
     kind = _kind(request)
     page = int_query(request, "page", 1, 1, 1_000_000)
     page_size = int_query(request, "page_size", 50, 1, 200)
-    raw = request.query.get("is_active")
-    if raw not in (None, "true", "false"):
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["query", "is_active"],
-                    "msg": "must be true or false",
-                    "type": "value_error.bool",
-                }
-            ]
-        )
-    is_active = None if raw is None else raw == "true"
+    is_active = optional_bool_query(request, "is_active")
     found = await asyncio.to_thread(
         request.app[definition_queries_key].page,
         principal(request).tenant,

@@ -106,9 +106,15 @@ def _check_key(key: object, loc: list[str]) -> None:
 
 def bool_query(request: web.Request, name: str, default: bool) -> bool:
     """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, any case) or absent; else 422."""
+    found = optional_bool_query(request, name)
+    return default if found is None else found
+
+
+def optional_bool_query(request: web.Request, name: str) -> bool | None:
+    """Like ``bool_query``, but None when the parameter is absent (e.g. "active or not")."""
     raw = request.query.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     if raw.lower() in ("1", "true", "yes"):
         return True
     if raw.lower() in ("0", "false", "no"):

@@ -23,7 +23,15 @@ from services.api.keys import (
     webhook_outbox_key,
 )
 from services.api.middlewares import principal
-from services.api.requests import clock, context, dumps, int_query, issued_id, json_body
+from services.api.requests import (
+    clock,
+    context,
+    dumps,
+    int_query,
+    issued_id,
+    json_body,
+    optional_bool_query,
+)
 from services.definitions.domain import WEBHOOK, DefinitionNotFound
 from services.definitions.handlers import change_definition, create_definition
 from services.validation import ValidationFailed, validate
@@ -85,24 +93,14 @@ async def list_webhooks(request: web.Request) -> web.Response:
     tenant = _admin(request)
     page = int_query(request, "page", 1, 1, 1_000_000)
     page_size = int_query(request, "page_size", 50, 1, 200)
-    raw = request.query.get("is_active")
-    if raw not in (None, "true", "false"):
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["query", "is_active"],
-                    "msg": "must be true or false",
-                    "type": "value_error.bool",
-                }
-            ]
-        )
+    is_active = optional_bool_query(request, "is_active")
     found = await asyncio.to_thread(
         request.app[definition_queries_key].page,
         tenant,
         WEBHOOK,
         page,
         page_size,
-        None if raw is None else raw == "true",
+        is_active,
     )
     return web.json_response(
         {
