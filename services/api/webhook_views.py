@@ -129,6 +129,16 @@ async def update(request: web.Request) -> web.Response:
             partial=True,
         ),
     )
+    return await _change(request, changes)
+
+
+async def delete(request: web.Request) -> web.Response:
+    _admin(request)
+    return await _change(request, None)
+
+
+async def _change(request: web.Request, changes: dict[str, Any] | None) -> web.Response:
+    """Apply ``changes`` to the path's subscription (None: soft delete); 200 with it, no secret."""
     found = await _found(request)
     await change_definition(
         request.app[deps_key],
@@ -137,20 +147,6 @@ async def update(request: web.Request) -> web.Response:
         WEBHOOK,
         found.id,
         changes,
-    )
-    return web.json_response(shown(await _found(request, found.id)), dumps=dumps)
-
-
-async def delete(request: web.Request) -> web.Response:
-    _admin(request)
-    found = await _found(request)
-    await change_definition(
-        request.app[deps_key],
-        request.app[definition_reader_key],
-        context(request),
-        WEBHOOK,
-        found.id,
-        None,
     )
     return web.json_response(shown(await _found(request, found.id)), dumps=dumps)
 
