@@ -84,6 +84,7 @@ class GamifyRequestHandler(RequestHandler):
         self.body: Any = None  # the payload of the latest request whose body is still arriving
         self.partial = False  # bytes of a request's headers arrived, the headers did not end
         self.discarding = False  # answered 408: whatever still arrives is dropped until close
+        self.body_timed_out = False  # a body took over read_timeout: answered 408, then linger
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -136,19 +137,39 @@ class GamifyRequestHandler(RequestHandler):
         access_logger.info("- - 408 %.1fms rid=%s", self.read_timeout * 1000, request_id)
         detail = f"Request headers not received within {round(self.read_timeout * 1000)} ms"
         self.transport.write(raw_response(408, "Request Timeout", detail, request_id))
-        # Closing now with the client still sending would reset the connection and could
-        # destroy the answer before it is read: send FIN, drop what arrives, close shortly.
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
+        self._linger(self.transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close ``transport`` after an answer to a client that may still be sending.
+
+        Closing at once would make the kernel answer the client's next bytes with a reset, which
+        can destroy the answer before the client reads it (RFC 9112 §9.6): send FIN after the
+        answer, drop whatever still arrives, and close within ``min(1 s, read_timeout)``.
+        """
+        if transport.can_write_eof():
+            transport.write_eof()
         self.discarding = True
-        self._loop.call_later(min(1.0, self.read_timeout), self.force_close)
+        self._loop.call_later(min(1.0, self.read_timeout), transport.close)
 
     def _body_late(self) -> None:
         self.body_timer = None
         body, self.body = self.body, None
         if body is not None and not body.is_eof():
             logger.debug("request body took over %.1fs; closing", self.read_timeout)
+            self.body_timed_out = True
             body.set_exception(BodyReadTimeout(self.read_timeout))
+
+    async def finish_response(
+        self, request: Any, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """aiohttp's, then, after the 408 of a body that came too slowly, a lingering close: the
+        connection is taken from aiohttp (which would close it at once) and closed by ``_linger``.
+        """
+        answered = await super().finish_response(request, resp, start_time)
+        if self.body_timed_out and self.transport is not None:
+            transport, self.transport = self.transport, None
+            self._linger(transport)  # type: ignore[arg-type]
+        return answered
 
     def _cancel_header_timer(self) -> None:
         if self.header_timer is not None:

@@ -33,10 +33,22 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_TODAY: dict[object, datetime] = {}  # UTC date -> the moment days_ago(0) names on it
+
+
 def days_ago(n: int) -> str:
-    """Noon UTC ``n`` days before today: ticks relative to the server's clock (reads use now)."""
-    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    return iso(today - timedelta(days=n))
+    """A moment UTC ``n`` days before today, never in the future (the boundary refuses ticks
+    past now + 5 min): noon, or a minute before the first call of the day when that is earlier.
+    Reads use the server's now, so ``days_ago(0)`` falls on the server's current UTC day, and
+    every call on one UTC day names the same moment."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if now.date() not in _TODAY:
+        midnight = now.replace(hour=0, minute=0, second=0)
+        into_day = min(
+            timedelta(hours=12), max(timedelta(0), now - midnight - timedelta(minutes=1))
+        )
+        _TODAY[now.date()] = midnight + into_day
+    return iso(_TODAY[now.date()] - timedelta(days=n))
 
 
 async def define(api: Api, body: dict[str, Any]) -> dict[str, Any]:
