@@ -6,7 +6,8 @@ offending bytes, logging them with a traceback. It has no public hook for those 
 (aio-libs/aiohttp#3287) and no timeout on reading headers or bodies, so this module supplies
 its own connection handler through a small ``Server``/``AppRunner`` pair:
 
-- a request the parser rejects is answered ``{"detail": ...}`` with 400, 414 (request target
+- a request the parser rejects is answered ``{"detail": ...}`` with 400 (a method it does
+  not know, e.g. ``FOO``, says so), 414 (request target
   over ``MAX_REQUEST_LINE`` bytes) or 431 (a header line over ``MAX_FIELD_SIZE`` bytes, or more
   than ``MAX_HEADERS`` headers), without quoting the request, logged at debug without its bytes;
 - headers must arrive within ``read_timeout`` seconds of their first byte (or of the connection
@@ -25,7 +26,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ def parse_error(exc: BaseException | None) -> tuple[int, str]:
         if len(exc.args) > 1 and str(exc.args[1]) == str(MAX_REQUEST_LINE):
             return 414, f"Request target too long: at most {MAX_REQUEST_LINE} bytes"
         return 431, f"Request header too large: at most {MAX_FIELD_SIZE} bytes per header line"
+    if isinstance(exc, BadHttpMethod):
+        # A method token the parser does not know (FOO, or a line that is not HTTP at all).
+        # RFC 9110 §15.6.2 allows 501, but a 5xx would count scanners' garbage as server errors.
+        return 400, "Request method not recognised"
     if isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
         return 431, f"Too many request headers: at most {MAX_HEADERS}"
     return 400, "Malformed HTTP request"

@@ -140,6 +140,13 @@ async def test_a_malformed_request_answers_400_json(port: int) -> None:
     assert_json_error(await exchange(port, bad_header), 400)
 
 
+async def test_an_unknown_method_answers_400_json_naming_the_method_as_the_fault(port: int) -> None:
+    answer = await exchange(port, f"FROBNICATE {BASE}/participants/u1 HTTP/1.1\r\n\r\n".encode())
+    assert_json_error(answer, 400)
+    assert answer.json() == {"detail": "Request method not recognised"}
+    assert b"FROBNICATE" not in answer.body
+
+
 # --------------------------------------------------------------------------------------------
 # Read timeouts
 
