@@ -39,7 +39,7 @@ KEYED_ERRORS = {
 ADMIN_ERRORS = {"403": "Forbidden"}
 WRITE_ERRORS = {"422": "UnprocessableWrite"}  # a validation list, or a key reused with another body
 WRITES = frozenset({"post", "put", "patch", "delete"})
-BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge"}
+BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "415": "UnsupportedMediaType"}
 
 
 class SkeletonError(Exception):
@@ -187,8 +187,9 @@ def _add_errors(doc: dict[str, Any], method: str, operation: dict[str, Any]) -> 
 
     401 (no or unknown key), 422 (path, query or header validation; on a write also an
     Idempotency-Key reused with another body), 503 (a store that cannot be used, or a write that
-    may be on the log: Retry-After), 429 (over a rate limit); 403 with the admin scope; 400 (not a JSON object) and 413
-    (over GAMIFY_MAX_BODY_BYTES) with a body.
+    may be on the log: Retry-After), 429 (over a rate limit); 403 with the admin scope; with a
+    body, 400 (not a JSON object), 413 (over GAMIFY_MAX_BODY_BYTES) and 415 (a Content-Encoding
+    other than identity, gzip or deflate).
     """
     security = operation.get("security", doc["security"])
     if security == []:

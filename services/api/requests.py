@@ -26,8 +26,28 @@ from services.validation import (
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
+# Content codings aiohttp decodes for every body (RFC 9110 §8.4). Any other, or a list of
+# codings ("gzip, gzip"), would reach the JSON parser still encoded: 415 names the fault instead.
+CONTENT_CODINGS = frozenset({"", "identity", "gzip", "deflate"})
+
+
+def check_content_encoding(request: web.Request) -> None:
+    """Raise 415 unless the body's ``Content-Encoding`` is absent, identity, gzip or deflate."""
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in CONTENT_CODINGS:
+        shown = coding if len(coding) <= 40 and not CONTROL.search(coding) else "given"
+        raise web.HTTPUnsupportedMediaType(
+            text=f"Content-Encoding '{shown}' is not supported: send the body plain, gzip or deflate"
+        )
+
+
 async def json_body(request: web.Request, command: str | None) -> dict[str, Any]:
-    """The request body as a JSON object, validated against the command's schema if named."""
+    """The request body as a JSON object, validated against the command's schema if named.
+
+    Errors: 415 (``check_content_encoding``), 400 (not JSON, not an object), 408/413 (read
+    timeout, size), 422 (the schema's rules, ``services.validation``).
+    """
+    check_content_encoding(request)
     raw = await request.read()
     try:
         body = orjson.loads(raw) if raw else None

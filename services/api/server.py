@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, ContentEncodingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections (aiohttp's run_app defau
 # Pending connections the kernel queues (capped by net.core.somaxconn). aiohttp's default, 128,
 # overflows under a burst of ~1,000 connects, and Linux then mangles their first bytes.
 BACKLOG = 1024
+# How long a connection answered 408 while its client still sends is kept open, discarding what
+# arrives, so that the answer is read before a reset can destroy it (nginx lingers up to 5 s).
+LINGER_S = 2.0
 
 
 class BodyReadTimeout(TimeoutError):
@@ -58,6 +61,8 @@ def parse_error(exc: BaseException | None) -> tuple[int, str]:
         if len(exc.args) > 1 and str(exc.args[1]) == str(MAX_REQUEST_LINE):
             return 414, f"Request target too long: at most {MAX_REQUEST_LINE} bytes"
         return 431, f"Request header too large: at most {MAX_FIELD_SIZE} bytes per header line"
+    if isinstance(exc, ContentEncodingError):  # a coding the parser knows but cannot decode here
+        return 415, "Content-Encoding is not supported: send the body plain, gzip or deflate"
     if isinstance(exc, BadHttpMethod):
         # A method token the parser does not know (FOO, or a line that is not HTTP at all).
         # RFC 9110 §15.6.2 allows 501, but a 5xx would count scanners' garbage as server errors.
@@ -149,12 +154,13 @@ class GamifyRequestHandler(RequestHandler):
 
         Closing at once would make the kernel answer the client's next bytes with a reset, which
         can destroy the answer before the client reads it (RFC 9112 §9.6): send FIN after the
-        answer, drop whatever still arrives, and close within ``min(1 s, read_timeout)``.
+        answer, drop whatever still arrives, and close when the client closes its side (asyncio
+        closes on EOF) or after ``LINGER_S`` seconds, whichever is first.
         """
         if transport.can_write_eof():
             transport.write_eof()
         self.discarding = True
-        self._loop.call_later(min(1.0, self.read_timeout), transport.close)
+        self._loop.call_later(LINGER_S, transport.close)
 
     def _body_late(self) -> None:
         self.body_timer = None
