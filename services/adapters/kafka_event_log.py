@@ -137,9 +137,9 @@ class KafkaEventLog:
         )
         try:
             await producer.start()
-        except UnknownError as exc:
-            await producer.stop()
-            if not self.idempotence:
+        except BaseException as exc:
+            await producer.stop()  # any failure (broker down, auth, cancel) leaves no open client
+            if not isinstance(exc, UnknownError) or not self.idempotence:
                 raise
             raise IdempotenceUnsupported(
                 f"the broker at {self.bootstrap_servers} does not support the idempotent "

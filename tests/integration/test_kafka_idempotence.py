@@ -7,6 +7,7 @@ Docker runs, or GAMIFY_TEST_KAFKA_BOOTSTRAP) it runs: the producer gets an id an
 
 from __future__ import annotations
 
+import traceback
 import uuid
 
 import pytest
@@ -60,3 +61,32 @@ async def test_with_idempotence_the_producer_asks_the_broker_for_a_producer_id(
     finally:
         await log.stop()
     assert (first.offset, second.offset) == (0, 1)
+
+
+async def test_a_start_that_fails_leaves_no_client_open() -> None:
+    """A broker that cannot be reached fails start(), and the producer start() made is stopped
+    (else its connections and aiokafka's 'Unclosed AIOKafkaProducer' warning outlive it)."""
+    import socket
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    with socket.socket() as free:  # a port with nothing listening
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    log = KafkaEventLog(f"127.0.0.1:{port}", topic(), partitions=1, idempotence=False)
+    log.ensure_topic = _no_topic  # type: ignore[method-assign]  # reach the producer's start
+    with pytest.raises(KafkaConnectionError) as raised:
+        await log.start()
+    assert log._producer is None
+    made = [
+        value
+        for frame, _ in traceback.walk_tb(raised.value.__traceback__)
+        for value in frame.f_locals.values()
+        if isinstance(value, AIOKafkaProducer)
+    ]
+    assert made and all(producer._closed for producer in made)
+
+
+async def _no_topic() -> None:
+    return None
