@@ -19,9 +19,18 @@ from schemas.events import (
 )
 from tests.builders import TOPIC, records
 
+ODD_KEY, ODD = 'say "hi"', 'back\\slash "q" ü\u00e9'  # escaped in JSON text
 # participant id, display name, attributes, points, tier, day first seen, day last seen
 PEOPLE: list[tuple[str, str | None, dict[str, Any], int, str | None, int, int]] = [
-    ("alice", "Alice Smith", {"plan": "pro", "age": 30, "vip": True}, 100, "gold", 1, 9),
+    (
+        "alice",
+        "Alice Smith",
+        {"plan": "pro", "age": 30, "vip": True, ODD_KEY: ODD},
+        100,
+        "gold",
+        1,
+        9,
+    ),
     ("bob_1", "Bob 100% Real", {"plan": "free", "age": "30", "vip": "true"}, 50, None, 2, 8),
     ("bobx1", "Ünïcode Ωmega", {"plan": "pro", "age": 30.0, "vip": False}, 50, "silver", 3, 7),
     ("c\\d", None, {"nested": {"a": 1}, "nil": None, "list": [1]}, 0, None, 4, 4),
@@ -118,6 +127,8 @@ def test_filters_by_activity_and_tier_code(listed: Any) -> None:
         ((("plan", "pro"), ("vip", "true")), ["alice"]),
         ((("plan", ""),), []),
         ((("missing", "x"),), []),
+        (((ODD_KEY, ODD),), ["alice"]),  # quotes, backslashes and Unicode in key and value
+        ((("a", "1"),), []),  # a nested key is no attribute
     ],
 )
 def test_attribute_filters_compare_strings_and_json_scalars(
@@ -157,7 +168,7 @@ def test_pages_cover_the_list_once_and_count_every_match(
 def test_rows_carry_the_read_model_fields(listed: Any, queries: ParticipantQueries) -> None:
     (alice,) = queries.listing("t", ParticipantListing(search="alice")).rows
     assert (alice.display_name, alice.balance, alice.total_earned) == ("Alice Smith", 100, 100)
-    assert alice.attributes == {"plan": "pro", "age": 30, "vip": True}
+    assert alice.attributes == {"plan": "pro", "age": 30, "vip": True, ODD_KEY: ODD}
     assert alice.section("tier")["code"] == "gold"
     assert (alice.created_at, alice.last_seen_at) == (
         "2026-01-01T10:00:00Z",
