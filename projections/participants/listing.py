@@ -28,6 +28,7 @@ SORTS = {
     "total_earned": "total_earned",
     "participant_id": "participant_id",
 }
+MAX_SAFE_INTEGER = 9007199254740991  # attribute numbers are within ±this (the boundary's rule)
 FOLD = "gamify_fold"  # SQLite: the case folding registered on the connection (see fold)
 
 
@@ -77,6 +78,8 @@ def typed_value(value: str) -> Any:
         return ...
     if isinstance(parsed, float) and not math.isfinite(parsed):
         return ...
+    if isinstance(parsed, int) and abs(parsed) > MAX_SAFE_INTEGER:  # no attribute holds it,
+        return ...  # and SQLite takes no integer beyond 64 bits
     if parsed is None or isinstance(parsed, bool | int | float):
         return parsed
     return ...

@@ -127,6 +127,7 @@ def test_filters_by_activity_and_tier_code(listed: Any) -> None:
         ((("plan", "pro"), ("vip", "true")), ["alice"]),
         ((("plan", ""),), []),
         ((("missing", "x"),), []),
+        ((("age", "18446744073709551615"),), []),  # beyond 64 bits: no error, no match
         (((ODD_KEY, ODD),), ["alice"]),  # quotes, backslashes and Unicode in key and value
         ((("a", "1"),), []),  # a nested key is no attribute
     ],

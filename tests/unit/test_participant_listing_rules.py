@@ -83,6 +83,8 @@ def test_folding_lower_cases_each_character_alone(text: str, folded: str) -> Non
         ("[1]", ...),
         ("{}", ...),
         ("1e400", ...),  # not a finite number
+        ("9007199254740991", 9007199254740991),
+        ("18446744073709551615", ...),  # beyond any attribute's number (and SQLite's integers)
         ("", ...),
     ],
 )
