@@ -8,6 +8,11 @@ from typing import Any
 import orjson
 
 from projections.db import row, rows
+from projections.participants.listing import (
+    ParticipantListing,
+    ParticipantPage,
+    list_participants,
+)
 from projections.participants.projector import ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS, TableSql
 from projections.participants.store import row_from_db, tracking_name
@@ -17,7 +22,14 @@ _PARTICIPANT = (
     "WHERE tenant = ? AND participant_id = ?"
 )
 
-__all__ = ["LedgerPage", "OutcomeRow", "ParticipantQueries", "ParticipantRow"]
+__all__ = [
+    "LedgerPage",
+    "OutcomeRow",
+    "ParticipantListing",
+    "ParticipantPage",
+    "ParticipantQueries",
+    "ParticipantRow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,10 @@ class ParticipantQueries(TableSql):
                 (tenant, after or "", min_points, limit),
             )
             return [row_from_db(found) for found in rows(c)]
+
+    def listing(self, tenant: str, spec: ParticipantListing) -> ParticipantPage:
+        """A page of the tenant's participants: search, filters, sort (projections/participants/listing.py)."""
+        return list_participants(self, tenant, spec)
 
     def transactions(
         self, tenant: str, participant_id: str, page: int, page_size: int

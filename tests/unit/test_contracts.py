@@ -980,6 +980,14 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", f"{BASE}/state/{{participant_id}}", 200, at=pid, query={"include": "tier"})
     await call("GET", f"{P}/points", 200, at=pid)
     await call("GET", f"{P}/points/transactions", 200, at=pid, query={"page_size": "2"})
+    listing = f"{BASE}/admin/participants"
+    found = await call(
+        "GET", listing, 200, headers=ADMIN, query={"search": "JANE", "attribute.team": "t42"}
+    )
+    assert [p["participant_id"] for p in found["participants"]] == ["user_123"]
+    await call("GET", listing, 200, headers=ADMIN, query={"sort": "balance", "order": "asc"})
+    await call("GET", listing, 403)
+    await call("GET", listing, 422, headers=ADMIN, query={"sort": "age"})
 
     await call("GET", P, 404, at={"participant_id": "nobody"})
     await call("GET", P, 401, headers={}, at=pid)
