@@ -22,8 +22,18 @@ from services.participants.engine import Catalog
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TIERS = Catalog.of(
     [
-        ("tier", "t1", "bronze", {"name": "Bronze", "level": 1, "criteria_config": {"min_points": 0}}),
-        ("tier", "t2", "gold", {"name": "Gold", "level": 2, "criteria_config": {"min_points": 150}}),
+        (
+            "tier",
+            "t1",
+            "bronze",
+            {"name": "Bronze", "level": 1, "criteria_config": {"min_points": 0}},
+        ),
+        (
+            "tier",
+            "t2",
+            "gold",
+            {"name": "Gold", "level": 2, "criteria_config": {"min_points": 150}},
+        ),
     ]
 )
 
