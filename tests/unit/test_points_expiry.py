@@ -15,7 +15,7 @@ from projections.participants.projector import ParticipantRow, apply_commit
 from schemas.events import Causation, Commit, PointsExpired, TierChanged
 from schemas.sections import due_lots, open_lots
 from services.adapters.read_model import participant_state
-from services.participants.commands import AwardPoints, DeductPoints, ExpirePoints
+from services.participants.commands import AwardPoints, ClaimReward, DeductPoints, ExpirePoints
 from services.participants.domain import Env, decide
 from services.participants.engine import Catalog
 
@@ -151,3 +151,15 @@ def test_due_lots_are_those_whose_expiry_is_not_after_the_moment() -> None:
     }
     assert [x["id"] for x in due_lots(sections, "2026-03-01T00:00:00Z")] == ["a"]
     assert due_lots({}, "2030-01-01T00:00:00Z") == []
+
+
+def test_a_reward_claim_s_debit_consumes_expiring_credits_first() -> None:
+    mug = Catalog.of(
+        [("reward", "r1", "mug", {"name": "Mug", "type": "physical", "points_cost": 30})]
+    )
+    p = Participant(mug)
+    p.run(AwardPoints("u1", 100))
+    p.run(AwardPoints("u1", 20, expires_at="2026-04-01T00:00:00Z"))  # tx2
+    p.run(ClaimReward("u1", "r1", points_deduction=True))
+    assert p.lots == []
+    assert p.counters == (90, 120, 30)
