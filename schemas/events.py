@@ -82,8 +82,10 @@ class PointsAwarded(Event):
 
     ``amount`` is what was credited: ``base_amount`` (what the request or rule asked for) times
     the participant's tier ``multiplier`` (a decimal string such as ``"1.5"``, floored), or
-    ``base_amount`` itself when ``multiplier`` is null. ``expires_at`` is the expiry the request
-    gave the credit (recorded; expiry itself is not applied yet).
+    ``base_amount`` itself when ``multiplier`` is null. ``expires_at`` (``YYYY-MM-DDTHH:MM:SSZ``
+    or null) makes the credit an expiring lot whose id is ``transaction_id``: spends consume
+    lots first, soonest expiry first, and the scheduler expires what is left of it
+    (``PointsExpired``; schemas.sections, docs/points-expiry.md).
     """
 
     TYPE: ClassVar[str] = "PointsAwarded"
@@ -126,6 +128,24 @@ class PointsDeducted(Event):
     def upcast_v1_v2(data: JSON) -> None:
         """v1 (pre-release) had no ``metadata``."""
         data.setdefault("metadata", {})
+
+
+@dataclass(frozen=True, slots=True)
+class PointsExpired(Event):
+    """The unspent remainder of an expiring credit left the balance (ledger type ``expire``).
+
+    ``lot_id`` is the ``transaction_id`` of the ``PointsAwarded`` that opened the lot,
+    ``expires_at`` its expiry and ``amount`` (positive) what was still unspent of it;
+    ``balance_after`` is the spendable balance once applied. Expiry is not spending:
+    ``total_spent`` and ``total_earned`` stay as they are (gamify-api.md 3.6).
+    """
+
+    TYPE: ClassVar[str] = "PointsExpired"
+    transaction_id: str = ""
+    lot_id: str = ""
+    amount: int = 0
+    balance_after: int = 0
+    expires_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +333,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         ParticipantProfileUpdated,
         PointsAwarded,
         PointsDeducted,
+        PointsExpired,
         TierChanged,
         BadgeEarned,
         EventTracked,

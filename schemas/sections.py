@@ -4,7 +4,14 @@ The command side folds decided events into a draft to find their consequences (a
 a badge unlocked); the projector folds the same events into the participant row. Both call
 ``fold`` so they can never disagree. Sections are plain JSON: ``tier``, ``badges``,
 ``event_counts``, ``first_event_at``, ``last_event_at``, ``streaks``, ``challenges``,
-``reward_claims``.
+``reward_claims``, ``point_lots``.
+
+``point_lots`` (docs/points-expiry.md) lists the open expiring credits, soonest expiry first
+(awards with the same expiry in award order): ``{"id": <the award's transaction_id>,
+"expires_at": "YYYY-MM-DDTHH:MM:SSZ", "remaining": <unspent points, > 0>}``. Every spend
+(``PointsDeducted``: deductions and reward claims) consumes them in that order before the
+non-expiring points; ``PointsExpired`` closes one. A participant who never had an expiring
+credit has no ``point_lots`` key; one whose lots are all closed keeps an empty list.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from schemas.events import (
     ChallengeProgressed,
     Event,
     EventTracked,
+    PointsAwarded,
+    PointsDeducted,
+    PointsExpired,
     RewardClaimed,
     StreakBroken,
     StreakExtended,
@@ -107,3 +117,52 @@ def _(event: RewardClaimed, sections: Sections, at: str) -> Sections:
     claims = dict(sections.get("reward_claims", {}))
     claims[event.reward_id] = claims.get(event.reward_id, 0) + 1
     return {**sections, "reward_claims": claims}
+
+
+LOTS = "point_lots"
+
+
+@fold.register
+def _(event: PointsAwarded, sections: Sections, at: str) -> Sections:
+    if not event.expires_at or event.amount <= 0:
+        return sections
+    lots = list(sections.get(LOTS, ()))
+    # after every lot expiring no later: soonest expiry first, same expiry in award order
+    pos = len(lots)
+    while pos > 0 and lots[pos - 1]["expires_at"] > event.expires_at:
+        pos -= 1
+    lot = {"id": event.transaction_id, "expires_at": event.expires_at, "remaining": event.amount}
+    lots.insert(pos, lot)
+    return {**sections, LOTS: lots}
+
+
+@fold.register
+def _(event: PointsDeducted, sections: Sections, at: str) -> Sections:
+    lots = sections.get(LOTS)
+    if not lots:
+        return sections
+    left, kept = event.amount, []
+    for lot in lots:
+        used = min(left, lot["remaining"])
+        left -= used
+        if lot["remaining"] > used:
+            kept.append(lot if used == 0 else {**lot, "remaining": lot["remaining"] - used})
+    return {**sections, LOTS: kept}
+
+
+@fold.register
+def _(event: PointsExpired, sections: Sections, at: str) -> Sections:
+    lots = sections.get(LOTS)
+    if not lots:
+        return sections
+    return {**sections, LOTS: [lot for lot in lots if lot["id"] != event.lot_id]}
+
+
+def open_lots(sections: Sections) -> list[dict[str, Any]]:
+    """The participant's open expiring credits, soonest expiry first (see the module doc)."""
+    return list(sections.get(LOTS, ()))
+
+
+def due_lots(sections: Sections, at: str) -> list[dict[str, Any]]:
+    """The open lots whose ``expires_at`` is not after ``at`` (both ``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return [lot for lot in sections.get(LOTS, ()) if lot["expires_at"] <= at]

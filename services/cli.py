@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
     "serve": (
-        "run the API, the projector, the inbound processor and the webhook dispatcher in one "
-        "process",
-        frozenset({"api", "projector", "inbound", "webhooks"}),
+        "run the API, the projector, the inbound processor, the webhook dispatcher and the "
+        "scheduler in one process",
+        frozenset({"api", "projector", "inbound", "webhooks", "scheduler"}),
     ),
     "api": ("run only the HTTP API (read models shared with a projector)", frozenset({"api"})),
     "project": (
@@ -97,6 +97,11 @@ SERVER_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
         "run only the webhook dispatcher and sender (log -> outbox -> receivers; needs a "
         "projector running)",
         frozenset({"webhooks"}),
+    ),
+    "scheduler": (
+        "run only the scheduler (point expiry: due credits -> expiry commits; needs a projector "
+        "running; safe to run in several processes)",
+        frozenset({"scheduler"}),
     ),
 }
 

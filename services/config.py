@@ -100,6 +100,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     rate_limits: RateLimitSettings = RateLimitSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    scheduler_interval: float = 10.0  # seconds between expiry passes (docs/points-expiry.md)
+    scheduler_batch: int = 500  # participants read per query of a pass
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -133,6 +135,8 @@ class Settings:
             shutdown_timeout=_int(env, "GAMIFY_SHUTDOWN_TIMEOUT_MS", 10_000, minimum=0) / 1000,
             rate_limits=_rate_limits(env),
             webhooks=webhook_settings(env),
+            scheduler_interval=_int(env, "GAMIFY_SCHEDULER_INTERVAL_MS", 10_000, minimum=50) / 1000,
+            scheduler_batch=_int(env, "GAMIFY_SCHEDULER_BATCH", 500, minimum=1),
         )
 
     @property

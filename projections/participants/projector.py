@@ -20,6 +20,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    PointsExpired,
     attributes_after,
 )
 from schemas.sections import fold
@@ -159,14 +160,30 @@ def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> 
 @evolve.register
 def _(event: PointsAwarded, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return replace(
-        row, balance=row.balance + event.amount, total_earned=row.total_earned + event.amount
+        row,
+        balance=row.balance + event.amount,
+        total_earned=row.total_earned + event.amount,
+        sections=fold(event, row.sections, commit.recorded_at),  # an expiring credit: a lot
     )
 
 
 @evolve.register
 def _(event: PointsDeducted, row: ParticipantRow, commit: Commit) -> ParticipantRow:
     return replace(
-        row, balance=row.balance - event.amount, total_spent=row.total_spent + event.amount
+        row,
+        balance=row.balance - event.amount,
+        total_spent=row.total_spent + event.amount,
+        sections=fold(event, row.sections, commit.recorded_at),  # consumes lots first
+    )
+
+
+@evolve.register
+def _(event: PointsExpired, row: ParticipantRow, commit: Commit) -> ParticipantRow:
+    # Expiry is not spending and never lowers what was earned (gamify-api.md 3.6).
+    return replace(
+        row,
+        balance=row.balance - event.amount,
+        sections=fold(event, row.sections, commit.recorded_at),
     )
 
 
@@ -182,6 +199,27 @@ def _ledger_deduct(
     event: PointsDeducted, row: ParticipantRow, commit: Commit, idx: int
 ) -> list[Write]:
     return [_ledger(commit, idx, event.transaction_id, "deduct", -event.amount, event)]
+
+
+@writer(PointsExpired)
+def _ledger_expire(
+    event: PointsExpired, row: ParticipantRow, commit: Commit, idx: int
+) -> list[Write]:
+    metadata = {"lot_id": event.lot_id, "expires_at": event.expires_at}
+    return [
+        history(
+            "ledger_insert",
+            commit,
+            idx,
+            event.transaction_id,
+            "expire",
+            -event.amount,
+            event.balance_after,
+            "expired",
+            orjson.dumps(metadata).decode(),
+            commit.recorded_at,
+        )
+    ]
 
 
 def _ledger(

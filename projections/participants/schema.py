@@ -17,12 +17,17 @@ from projections.db import Database, row, rows
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """One read-model table: its CREATE statement, primary key and whether rows are per participant."""
+    """One read-model table: its CREATE statement, primary key and whether rows are per participant.
+
+    ``indexes``: CREATE INDEX statements run after ``create``; name each ``{table}_<suffix>`` so
+    a rebuild's copy gets its own name and the swap renames it (projections/rebuild.py).
+    """
 
     name: str
     create: str
     primary_key: tuple[str, ...]
     per_participant: bool = False
+    indexes: tuple[str, ...] = ()
 
 
 TABLES: dict[str, Table] = {}

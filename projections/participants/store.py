@@ -115,6 +115,8 @@ class ParticipantStore:
         with self.db.transaction(commit=True) as c:
             for table in TABLES.values():
                 c.execute(table.create.format_map(self.names))
+                for index in table.indexes:
+                    c.execute(index.format_map(self.names))
 
     def next_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """The next offset to read per partition, for partitions that have a position."""

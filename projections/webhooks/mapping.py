@@ -19,6 +19,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    PointsExpired,
     RewardClaimed,
     StreakBroken,
     StreakExtended,
@@ -42,6 +43,16 @@ def _points(e: PointsAwarded | PointsDeducted) -> JSON:
         "balance_after": e.balance_after,
         "reason": e.reason,
         "metadata": dict(e.metadata),
+    }
+
+
+def _expired(e: PointsExpired) -> JSON:
+    return {
+        "transaction_id": e.transaction_id,
+        "amount": e.amount,
+        "balance_after": e.balance_after,
+        "lot_id": e.lot_id,
+        "expires_at": e.expires_at,
     }
 
 
@@ -89,11 +100,12 @@ def _reward(e: RewardClaimed) -> JSON:
     }
 
 
-# Log event class -> (webhook type, data builder). ``points.expired`` comes when expiry exists.
+# Log event class -> (webhook type, data builder).
 MAPPING: dict[type[Event], tuple[str, Callable[[Any], JSON]]] = {
     ParticipantRegistered: ("participant.created", _participant_created),
     PointsAwarded: ("points.awarded", _points),
     PointsDeducted: ("points.deducted", _points),
+    PointsExpired: ("points.expired", _expired),
     TierChanged: ("tier.changed", _tier),
     BadgeEarned: ("badge.earned", _badge),
     StreakExtended: ("streak.extended", _streak_extended),

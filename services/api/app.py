@@ -1,8 +1,8 @@
 """Assemble a Gamify process: one cleanup context per resource, no I/O until startup.
 
 A process has roles: ``api`` (the HTTP API), ``projector`` (log -> read models), ``inbound``
-(commands from Kafka) and ``webhooks`` (log -> outbox -> receivers). ``gamify serve`` runs them
-all; every process serves the ops routes.
+(commands from Kafka), ``webhooks`` (log -> outbox -> receivers) and ``scheduler`` (time-driven
+commits: point expiry). ``gamify serve`` runs them all; every process serves the ops routes.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ from services.rewards.reader import RewardStockReader
 
 logger = logging.getLogger(__name__)
 
-ALL_ROLES = frozenset({"api", "projector", "inbound", "webhooks"})
+ALL_ROLES = frozenset({"api", "projector", "inbound", "webhooks", "scheduler"})
 store_key = web.AppKey("store_key", ParticipantStore)
 log_key = web.AppKey("log_key", object)
 source_key = web.AppKey("source_key", object)
@@ -123,10 +123,12 @@ def create_app(
         app.cleanup_ctx.append(embedded_log_ctx)
     app.cleanup_ctx.append(lag_ctx)
     app.cleanup_ctx.append(quarantine_ctx)
-    if roles & {"api", "inbound"}:
+    if roles & {"api", "inbound", "scheduler"}:
         app.cleanup_ctx.append(deps_ctx)
     if "projector" in roles:
         app.cleanup_ctx.append(projector_ctx)
+    if "scheduler" in roles:
+        app.cleanup_ctx.append(scheduler_ctx)
     if "inbound" in roles and settings.kafka_bootstrap_servers and event_log is None:
         app.cleanup_ctx.append(inbound_ctx)
     app.on_startup.append(docs_views.build_document)
@@ -276,6 +278,24 @@ async def projector_ctx(app: web.Application) -> AsyncIterator[None]:
         await runner.run(source, app[store_key], stop, on_advance=app[progress_key].advance)
 
     async with _background(project, "gamify-projector", restart=True, status=status):
+        yield
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The scheduler: expires due credits through the command path (services/scheduler.py)."""
+    from projections.participants.expiry_queries import ExpiryQueries
+    from services.scheduler import ExpiryScheduler
+
+    settings = app[settings_key]
+    scheduler = ExpiryScheduler(
+        app[deps_key],
+        ExpiryQueries(app[store_key].db),
+        clock=lambda: datetime.now(UTC),
+        interval=settings.scheduler_interval,
+        batch=settings.scheduler_batch,
+    )
+    status = app[workers_key]["scheduler"] = WorkerStatus("scheduler")
+    async with _background(scheduler.run, "gamify-scheduler", restart=True, status=status):
         yield
 
 

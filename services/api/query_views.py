@@ -12,7 +12,13 @@ from services.api.errors import NotFound
 from services.api.keys import deps_key, queries_key
 from services.api.middlewares import principal
 from services.api.past_views import as_of, then
-from services.api.representations import STATE_SECTIONS, points, profile, state
+from services.api.representations import (
+    STATE_SECTIONS,
+    expiring_soon,
+    points,
+    profile,
+    state,
+)
 from services.api.requests import dumps, int_query, participant_id
 from services.participants.engine import Catalog
 from services.validation import ValidationFailed
@@ -46,7 +52,12 @@ async def catalog(request: web.Request) -> Catalog:
 
 async def get_points(request: web.Request) -> web.Response:
     row = await _row(request)
-    return web.json_response({"participant_id": row.participant_id, **points(row)}, dumps=dumps)
+    body = {
+        "participant_id": row.participant_id,
+        **points(row),
+        "expiring_soon": expiring_soon(row),
+    }
+    return web.json_response(body, dumps=dumps)
 
 
 async def get_transactions(request: web.Request) -> web.Response:

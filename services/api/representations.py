@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.participants.queries import ParticipantRow
+from schemas.sections import open_lots
 from services.api import sections
 from services.participants.engine import Catalog
 
@@ -18,6 +19,24 @@ def points(row: ParticipantRow) -> dict[str, int]:
         "total_earned": row.total_earned,
         "total_spent": row.total_spent,
     }
+
+
+EXPIRING_SOON_ENTRIES = 10
+
+
+def expiring_soon(row: ParticipantRow) -> list[dict[str, Any]]:
+    """What expires next: the open expiring credits' unspent points summed per ``expires_at``,
+    soonest first, at most EXPIRING_SOON_ENTRIES entries (GET /participants/{pid}/points).
+
+    Only the points answer carries it: the profile and state answers keep the reference's key
+    sets (participants-api.md). Docs: docs/points-expiry.md.
+    """
+    moments: dict[str, int] = {}
+    for lot in open_lots(row.sections):
+        if len(moments) == EXPIRING_SOON_ENTRIES and lot["expires_at"] not in moments:
+            break
+        moments[lot["expires_at"]] = moments.get(lot["expires_at"], 0) + lot["remaining"]
+    return [{"amount": amount, "expires_at": at} for at, amount in moments.items()]
 
 
 def _common(row: ParticipantRow, catalog: Catalog, now: datetime) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class UpdateParticipant:
 class AwardPoints:
     """Credit points (times the tier multiplier); creates the participant on first use.
 
-    ``expires_at`` (ISO-8601 UTC with Z) is recorded with the credit; expiry is not applied yet.
+    ``expires_at`` (ISO-8601 UTC with Z) makes the credit an expiring lot (docs/points-expiry.md).
     """
 
     participant_id: str
@@ -146,6 +146,15 @@ class ClaimReward:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpirePoints:
+    """Expire what is left of one expiring credit (``lot_id``: its award's transaction id) if
+    it is still open and due. Sent by the scheduler under the key ``expire:<lot_id>``."""
+
+    participant_id: str
+    lot_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluateParticipant:
     """Run the consequence rules (tier upgrades, badge unlocks) on an existing participant now.
 
@@ -159,6 +168,7 @@ class EvaluateParticipant:
 COMMAND_NAMES.update(
     {
         EvaluateParticipant: "definitions.evaluate",
+        ExpirePoints: "points.expire",
         TrackEvent: "events.track",
         AwardBadge: "badges.award",
         AssignTier: "tiers.assign",
@@ -178,6 +188,7 @@ Command = (
     | RecordStreak
     | ClaimReward
     | EvaluateParticipant
+    | ExpirePoints
 )
 
 # Commands whose decision depends on the definitions: their input is kept on the log.

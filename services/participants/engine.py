@@ -15,7 +15,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from schemas.events import Event, ParticipantRegistered, PointsAwarded, PointsDeducted
+from schemas.events import (
+    Event,
+    ParticipantRegistered,
+    PointsAwarded,
+    PointsDeducted,
+    PointsExpired,
+)
 from schemas.sections import Sections, fold
 
 MAX_ROUNDS = 10  # consequences of consequences (a badge's points crossing a tier) settle fast
@@ -87,6 +93,8 @@ class Draft:
         elif isinstance(event, PointsDeducted):
             self.balance -= event.amount
             self.total_spent += event.amount
+        elif isinstance(event, PointsExpired):
+            self.balance -= event.amount  # expiry is not spending: total_spent stays
         self.sections = fold(event, self.sections, self.at)
 
     def award(

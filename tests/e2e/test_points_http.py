@@ -73,7 +73,13 @@ async def test_deduct_and_points(api, pid):
     assert reply.body["amount"] == 30
     assert reply.body["new_balance"] == 70
     points = await api.points(pid)
-    assert points == {"participant_id": pid, "balance": 70, "total_earned": 100, "total_spent": 30}
+    assert points == {
+        "participant_id": pid,
+        "balance": 70,
+        "total_earned": 100,
+        "total_spent": 30,
+        "expiring_soon": [],
+    }
     # the whole balance may be spent
     last = await api.deduct(pid, 70)
     assert last.status == 200 and last.body["new_balance"] == 0, last

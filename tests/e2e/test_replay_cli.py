@@ -192,7 +192,13 @@ async def test_a_replay_after_deleting_the_read_models_restores_every_get(
     ada_points = before[(ACME_KEY, f"/participants/{people[0][1]}/points", "None")]
     assert ada_points == (
         200,
-        {"participant_id": people[0][1], "balance": 34, "total_earned": 42, "total_spent": 8},
+        {
+            "participant_id": people[0][1],
+            "balance": 34,
+            "total_earned": 42,
+            "total_spent": 8,
+            "expiring_soon": [],
+        },
     )
     assert (
         before[(ACME_KEY, f"/participants/{people[0][1]}/points/transactions", "None")][1]["total"]

@@ -2,8 +2,8 @@
 
 A hypothesis property over random command sequences (registers, updates with attribute merges
 and null removals, awards, deducts that may fail, tracked events with an earn rule and a
-challenge, badge awards, tier assignments, streak ticks on several days, repeated idempotency
-keys, and groups of
+challenge, badge awards, tier assignments, streak ticks on several days, expiring credits and
+their expiry, repeated idempotency keys, and groups of
 concurrent commands on one participant from two "processes" so commits conflict and are
 retried), run through the real handler with the real projector on SQLite and PostgreSQL. The
 log is then replayed from offset 0 into a second set of tables and every row of every
@@ -33,6 +33,7 @@ from projections.rebuild import compare, drop_tables
 from projections.replay import READ_MODELS
 from projections.sources.sqlite import SqliteLogSource
 from schemas.codec import decode
+from schemas.sections import open_lots
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
 from services.adapters.sqlite_event_log import SqliteEventLog
 from services.definitions.handlers import create_definition
@@ -43,6 +44,7 @@ from services.participants.commands import (
     AwardPoints,
     Command,
     DeductPoints,
+    ExpirePoints,
     RecordStreak,
     RegisterParticipant,
     TrackEvent,
@@ -79,6 +81,19 @@ register_attrs = st.one_of(
 )
 metadata = st.dictionaries(st.sampled_from(["src", "n"]), st.integers(0, 9), max_size=2)
 reasons = st.sampled_from([None, "quest", "shop"])
+# The clock moves 1 s per decision from 2026-01-01 (the definitions take the first ~20 s):
+# these credits are due at once, or fall due during an example, or never within one.
+expiries = st.sampled_from(
+    [
+        None,
+        "2025-12-31T00:00:00Z",
+        "2026-01-01T00:00:30Z",
+        "2026-01-01T00:00:45Z",
+        "2027-01-01T00:00:00Z",
+    ]
+)
+# ExpirePoints of the participant's soonest open lot, found as the scheduler finds it (run_on_log)
+SOONEST = "soonest"
 
 
 # The engine's definitions, created through the admin use case at the start of every example
@@ -161,7 +176,7 @@ def commands(pid: str) -> st.SearchStrategy[Command]:
             UpdateParticipant, st.just(pid), names, avatars, st.one_of(st.just(UNSET), attr_patch)
         ),
         st.builds(AwardPoints, st.just(pid), st.integers(1, 40), reasons, metadata),
-        st.builds(AwardPoints, st.just(pid), st.integers(1, 40), reasons, metadata),
+        st.builds(AwardPoints, st.just(pid), st.integers(1, 40), reasons, metadata, expiries),
         st.builds(DeductPoints, st.just(pid), st.integers(1, 60), reasons, metadata),
     )
 
@@ -188,7 +203,31 @@ def concurrent(draw: st.DrawFn) -> list[tuple[str, Command, str | None]]:
     return group
 
 
-steps = st.lists(st.one_of(single(), single(), concurrent()), min_size=1, max_size=14)
+@st.composite
+def expiring(draw: st.DrawFn) -> list[list[tuple[str, Command, str | None]]]:
+    """Two groups: maybe a credit already due (amount drawn), then 1-2 schedulers expiring the
+    participant's soonest lot at once (key: none or the lot's, as the scheduler's)."""
+    tenant, pid = draw(st.sampled_from(TENANTS)), draw(st.sampled_from(PIDS))
+    groups = []
+    if draw(st.booleans()):
+        award = AwardPoints(pid, draw(st.integers(1, 40)), expires_at="2025-12-31T00:00:00Z")
+        groups.append([(tenant, award, None)])
+    key = draw(st.sampled_from([None, SOONEST]))
+    groups.append([(tenant, ExpirePoints(pid, SOONEST), key)] * draw(st.integers(1, 2)))
+    return groups
+
+
+def _one_group(
+    group: st.SearchStrategy[list[tuple[str, Command, str | None]]],
+) -> st.SearchStrategy[list[list[tuple[str, Command, str | None]]]]:
+    return group.map(lambda g: [g])
+
+
+steps = st.lists(
+    st.one_of(_one_group(single()), _one_group(single()), _one_group(concurrent()), expiring()),
+    min_size=1,
+    max_size=14,
+).map(lambda parts: [group for part in parts for group in part])
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,6 +311,11 @@ async def run_on_log(
     outcomes: Counter[str] = Counter()
 
     async def one(deps: Deps, tenant: str, command: Command, key: str | None) -> None:
+        if isinstance(command, ExpirePoints) and command.lot_id == SOONEST:
+            state = await deps.reader.get_state(tenant, command.participant_id)
+            lots = open_lots(state.sections) if state else []
+            command = ExpirePoints(command.participant_id, lots[0]["id"] if lots else "none")
+            key = f"expire:{command.lot_id}" if key == SOONEST else key
         try:
             result = await execute(deps, Context(tenant, idempotency_key=key), command)
         except (DomainError, IdempotencyKeyReused, ConcurrencyConflict) as exc:
@@ -334,7 +378,7 @@ def account(expected: Counter, tenant: str, pid: str, result: Result) -> None:
     for event in result.events:
         if event["type"] == "PointsAwarded":
             expected[(tenant, pid)] += event["data"]["amount"]
-        elif event["type"] == "PointsDeducted":
+        elif event["type"] in ("PointsDeducted", "PointsExpired"):
             expected[(tenant, pid)] -= event["data"]["amount"]
 
 
@@ -376,8 +420,9 @@ def test_replaying_the_log_from_zero_rebuilds_every_read_model_row(db: Database)
         "StreakExtended",
         "ChallengeProgressed",
         "PointsAwarded",
+        "PointsExpired",
     ):
-        assert seen[f"event:{produced}"] > 0, seen
+        assert seen[f"event:{produced}"] > 0, (produced, seen)
 
 
 def test_the_comparison_sees_a_single_changed_row(db: Database) -> None:

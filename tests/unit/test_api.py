@@ -70,7 +70,13 @@ async def test_award_then_deduct_then_read_points_and_ledger(client: TestClient)
     )
     assert (await deduct.json())["new_balance"] == 70
     points = await (await client.get(f"{BASE}/participants/u1/points", headers=ACME)).json()
-    assert points == {"participant_id": "u1", "balance": 70, "total_earned": 100, "total_spent": 30}
+    assert points == {
+        "participant_id": "u1",
+        "balance": 70,
+        "total_earned": 100,
+        "total_spent": 30,
+        "expiring_soon": [],
+    }
     ledger = await (
         await client.get(f"{BASE}/participants/u1/points/transactions?page_size=1", headers=ACME)
     ).json()

@@ -25,8 +25,18 @@ DOCKERFILE = ROOT / "Dockerfile"
 CONFIG_SOURCE = ROOT / "services" / "config.py"
 
 INFRA = ("kafka", "postgres")
-GAMIFY_SERVICES = {"api": "api", "projector": "project", "inbound": "inbound"}
-HEALTH_PATHS = {"api": "/readyz", "projector": "/healthz", "inbound": "/healthz"}
+GAMIFY_SERVICES = {
+    "api": "api",
+    "projector": "project",
+    "inbound": "inbound",
+    "scheduler": "scheduler",
+}
+HEALTH_PATHS = {
+    "api": "/readyz",
+    "projector": "/healthz",
+    "inbound": "/healthz",
+    "scheduler": "/healthz",
+}
 KAFKA_SCRIPTS = "/opt/kafka/bin/"
 PUBLISHING = {"api"}
 

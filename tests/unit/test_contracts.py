@@ -49,6 +49,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    PointsExpired,
     RewardClaimed,
     RewardCodeReleased,
     RewardCodeReserved,
@@ -206,6 +207,7 @@ def realistic_commits() -> list[Commit]:
             StreakExtended("daily_login", "2026-02-14", 1, 5, at, 0, 1, "2026-W07", False),
             RewardClaimed("claim-1", "reward-1", "Free coffee", "coupon", "CAFE-001", 50),
             PointsDeducted("tx-2", 50, 100, "reward:coffee", {"claim_id": "claim-1"}),
+            PointsExpired("tx-3", "tx-1", 100, 0, at),
         ),
         commit(
             DEFINITION,
@@ -1005,4 +1007,5 @@ async def test_every_endpoint_answers_what_the_document_says(
     for raw in written:
         assert errors_of(validator, raw) == [], raw["causation"]["command"]
     types = {e["type"] for raw in written for e in raw["events"]}
-    assert types == set(EVENT_CLASSES) - {"RewardCodeReleased"}  # compensation: not reached here
+    # compensation and the scheduler's expiry (tests/e2e/test_points_expiry.py): not reached here
+    assert types == set(EVENT_CLASSES) - {"RewardCodeReleased", "PointsExpired"}

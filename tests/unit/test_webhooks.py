@@ -22,6 +22,7 @@ from schemas.events import (
     ParticipantRegistered,
     PointsAwarded,
     PointsDeducted,
+    PointsExpired,
     RewardClaimed,
     StreakBroken,
     StreakExtended,
@@ -54,6 +55,13 @@ def test_every_webhook_event_type_maps_from_its_log_event_with_the_participant()
             ParticipantRegistered(display_name="Alice", auto_created=True),
             PointsAwarded(transaction_id="t1", amount=10, balance_after=10, reason="r"),
             PointsDeducted(transaction_id="t2", amount=3, balance_after=7),
+            PointsExpired(
+                transaction_id="t3",
+                lot_id="t1",
+                amount=4,
+                balance_after=3,
+                expires_at="2026-02-14T00:00:00Z",
+            ),
             TierChanged(
                 code="gold", name="Gold", level=2, previous_code="silver", previous_level=1
             ),

@@ -4,6 +4,7 @@ from projections.participants.features import (  # noqa: F401 - imported to regi
     badges,
     challenges,
     events,
+    expiry,
     leaderboards,
     rewards,
     streaks,

@@ -5,6 +5,7 @@ from services.participants.features import (  # noqa: F401 - imported to registe
     challenges,
     evaluation,
     events,
+    expiry,
     rewards,
     streaks,
     tiers,
