@@ -206,13 +206,10 @@ class WaveRunner:
             return []
         deps = self.deps
         positions = await append_all(deps.log, commits)
-        last: dict[int, int] = {}
+        by_partition: dict[int, list[int]] = {}
         for position in positions:
-            last[position.partition] = max(last.get(position.partition, -1), position.offset)
-        waited = [
-            deps.progress.wait_for(LogPosition(p, o), deps.projection_timeout)
-            for p, o in last.items()
-        ]
+            by_partition.setdefault(position.partition, []).append(position.offset)
+        waited = [self._projected(p, offsets) for p, offsets in by_partition.items()]
         if not all(await asyncio.gather(*waited)):
             raise NotYetProjected(commits[-1].commit_id)
         outcomes: list[CommitOutcome] = []
@@ -222,6 +219,18 @@ class WaveRunner:
                 raise CommitUncertain(commit.commit_id, "projected without an outcome")
             outcomes.append(outcome)
         return outcomes
+
+    async def _projected(self, partition: int, offsets: list[int]) -> bool:
+        """Wait until the projector passed every offset; False if it stalls for the write timeout.
+
+        A large wave takes the projector longer than one write's timeout: it fails only when no
+        commit of it is projected for that long (each position's wait returns at once when passed).
+        """
+        for offset in sorted(offsets):
+            position = LogPosition(partition, offset)
+            if not await self.deps.progress.wait_for(position, self.deps.projection_timeout):
+                return False
+        return True
 
 
 async def append_all(log: EventLog, commits: Sequence[Commit]) -> list[LogPosition]:
