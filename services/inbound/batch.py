@@ -120,6 +120,8 @@ def decide_item(
     return Decision(item, commit, refusal)
 
 
+YIELD_EVERY = 50  # items decided between two yields to the event loop
+
 Fallback = Callable[[Item], Awaitable[None]]  # the one-at-a-time path; raises Rejected
 
 
@@ -148,7 +150,9 @@ class WaveRunner:
         catalogs = {t: await deps.reader.get_catalog(t) for t in {i.message.tenant for i in wave}}
         failed: list[tuple[Item, Rejected]] = []
         decisions: list[Decision] = []
-        for item in wave:
+        for n, item in enumerate(wave, 1):
+            if n % YIELD_EVERY == 0:  # SQLite reads run inline: let HTTP requests and the
+                await asyncio.sleep(0)  # projector in this process have the loop now and then
             try:
                 if await self._replayed(item):
                     continue
@@ -213,7 +217,9 @@ class WaveRunner:
         if not all(await asyncio.gather(*waited)):
             raise NotYetProjected(commits[-1].commit_id)
         outcomes: list[CommitOutcome] = []
-        for commit in commits:
+        for n, commit in enumerate(commits, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             outcome = await deps.reader.get_outcome(commit.commit_id)
             if outcome is None:  # projected position passed but no verdict: a bug, never silence it
                 raise CommitUncertain(commit.commit_id, "projected without an outcome")

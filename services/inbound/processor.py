@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from projections.sources.kafka_group import remove_predecessors
 from services import metrics
-from services.inbound.batch import Item, WaveRunner
+from services.inbound.batch import YIELD_EVERY, Item, WaveRunner
 from services.inbound.messages import InboundBatch, InboundCommand, Rejected, parse
 from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
@@ -62,7 +62,7 @@ class InboundProcessor:
         rewards: StockReader | None = None,
         connection: Mapping[str, Any] | None = None,
         client_id: str = "gamify-inbound",
-        max_records: int = 500,
+        max_records: int = 2_000,
     ) -> None:
         self.deps = deps
         self.bootstrap_servers = bootstrap_servers
@@ -121,7 +121,9 @@ class InboundProcessor:
         """One partition's records in offset order: runs of single commands go in waves
         (services.inbound.batch); an award batch or a reward claim runs on its own between them."""
         run: list[tuple[ConsumerRecord, InboundCommand | Rejected]] = []
-        for record in records:
+        for n, record in enumerate(records, 1):
+            if n % YIELD_EVERY == 0:  # parsing is CPU only: let the rest of the process run
+                await asyncio.sleep(0)
             try:
                 message = parse(record.value, self.tenants, now=self.deps.clock())
             except Rejected as rejected:
