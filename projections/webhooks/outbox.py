@@ -158,7 +158,12 @@ class Outbox:
             fresh = [r for r in records if r.offset >= next_offset]
             if not fresh:
                 return 0
-            commits = [(r, cm) for r in fresh if (cm := _decoded(r)) is not None]
+            # No active subscription of any tenant: nothing to deliver, only the position moves
+            # (decoding every record again and naming its events would find no subscriber).
+            any_subscription = self._any_subscription(c)
+            commits = [
+                (r, cm) for r in fresh if any_subscription and (cm := _decoded(r)) is not None
+            ]
             applied = self._applied(c, partition, commits)
             subs = self._subscriptions(c, sorted({cm.tenant for _, cm in applied}))
             params = [
@@ -237,6 +242,13 @@ class Outbox:
             for r, cm in commits
             if outcomes.get(cm.commit_id) == ("applied", partition, r.offset)
         ]
+
+    def _any_subscription(self, c: Any) -> bool:
+        c.execute(
+            self.sql("SELECT 1 FROM definitions WHERE kind = ? AND is_active = ? LIMIT 1"),
+            (KIND, True),
+        )
+        return bool(rows(c))
 
     def _subscriptions(self, c: Any, tenants: list[str]) -> dict[str, list[Subscription]]:
         found: dict[str, list[Subscription]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import Mapping, Sequence
@@ -164,6 +165,29 @@ class KafkaEventLog:
             headers=codec.headers(commit),
         )
         return LogPosition(metadata.partition, metadata.offset)
+
+    async def append_many(self, commits: Sequence[Commit]) -> list[LogPosition]:
+        """Append ``commits`` in order without waiting for each; return where each landed.
+
+        Every record is handed to the producer before any acknowledgement is awaited, so they
+        travel in few requests; one key's records keep their order (one partition, and the
+        producer sends one batch per partition at a time). The call returns once every record
+        is acknowledged (``acks="all"``) or raises the first failure after all have settled:
+        some of the others may have landed, so callers retry with the same idempotency keys.
+        """
+        if self._producer is None:
+            raise RuntimeError("KafkaEventLog.append_many() called before start()")
+        sent = [
+            await self._producer.send(
+                self.topic, codec.encode(c), key=c.key, headers=codec.headers(c)
+            )
+            for c in commits
+        ]
+        settled = await asyncio.gather(*sent, return_exceptions=True)
+        for result in settled:
+            if isinstance(result, BaseException):
+                raise result
+        return [LogPosition(md.partition, md.offset) for md in settled]  # type: ignore[union-attr]
 
     async def ensure_topic(self) -> None:
         """Create the topic unless it exists; refuse (TopicConfigError) one that loses events."""

@@ -317,6 +317,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
         rewards=app[reward_stock_key],
         connection=connection,
         client_id=f"gamify-inbound@{socket.gethostname()}:{settings.http_port}",
+        max_records=settings.inbound_max_records,
     )
     status = app[workers_key]["inbound"] = WorkerStatus("inbound")
     async with _background(processor.run, "gamify-inbound", restart=True, status=status):

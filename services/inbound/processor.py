@@ -7,13 +7,13 @@ import logging
 from collections.abc import Container, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from projections.sources.kafka_group import remove_predecessors
 from services import metrics
+from services.inbound.batch import YIELD_EVERY, Item, WaveRunner
 from services.inbound.messages import InboundBatch, InboundCommand, Rejected, parse
 from services.participants.commands import ClaimReward
 from services.participants.domain import DomainError
@@ -43,9 +43,11 @@ class InboundTopics:
 class InboundProcessor:
     """Consumer group over the inbound topic; one batch at a time, offsets committed after it.
 
-    Within a batch, each participant's messages run in order while different participants run
-    concurrently. A message is applied at most once: its idempotency key (the message's own,
-    or ``inbound:<topic>:<partition>:<offset>``) makes a re-delivery after a crash a replay.
+    Within a batch (up to ``max_records`` records), a partition's commands are decided in waves
+    (services.inbound.batch): each participant's messages in order, many participants at once,
+    one wait for the projector per wave; partitions run concurrently. A message is applied at
+    most once: its idempotency key (the message's own, or
+    ``inbound:<topic>:<partition>:<offset>``) makes a re-delivery after a crash a replay.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class InboundProcessor:
         rewards: StockReader | None = None,
         connection: Mapping[str, Any] | None = None,
         client_id: str = "gamify-inbound",
+        max_records: int = 2_000,
     ) -> None:
         self.deps = deps
         self.bootstrap_servers = bootstrap_servers
@@ -69,6 +72,8 @@ class InboundProcessor:
         self.rewards = rewards  # the reward stock, for rewards.claim (the same saga as HTTP)
         self.topics = topics
         self.tenants = tenants
+        self.max_records = max_records
+        self.waves = WaveRunner(deps, self._fallback)
         self.consumer = AIOKafkaConsumer(
             topics.inbound,
             bootstrap_servers=bootstrap_servers,
@@ -98,28 +103,66 @@ class InboundProcessor:
             await self.consumer.start()
             try:
                 while not stop.is_set():
-                    batch = await self.consumer.getmany(timeout_ms=200, max_records=500)
-                    for tp, records in batch.items():
-                        await self._process(tp, records)
-                        await self.consumer.commit({tp: records[-1].offset + 1})
+                    batch = await self.consumer.getmany(
+                        timeout_ms=200, max_records=self.max_records
+                    )
+                    if not batch:
+                        continue
+                    await asyncio.gather(*[self._process(rs) for rs in batch.values()])
+                    # Every outcome of the batch is durable (commits projected, dead letters
+                    # acknowledged): only now may the group move past it.
+                    await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
             finally:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        by_key = sorted(records, key=lambda r: r.key or b"")
-        chains = [list(chain) for _, chain in groupby(by_key, key=lambda r: r.key or b"")]
-        await asyncio.gather(*[self._chain(tp, chain) for chain in chains])
+    async def _process(self, records: list[ConsumerRecord]) -> None:
+        """One partition's records in offset order: runs of single commands go in waves
+        (services.inbound.batch); an award batch or a reward claim runs on its own between them."""
+        run: list[tuple[ConsumerRecord, InboundCommand | Rejected]] = []
+        for n, record in enumerate(records, 1):
+            if n % YIELD_EVERY == 0:  # parsing is CPU only: let the rest of the process run
+                await asyncio.sleep(0)
+            try:
+                message = parse(record.value, self.tenants, now=self.deps.clock())
+            except Rejected as rejected:
+                run.append((record, rejected))
+                continue
+            if isinstance(message, InboundCommand) and not self._saga(message):
+                run.append((record, message))
+                continue
+            await self._waves(run)
+            run = []
+            await self._handle(record, message)
+        await self._waves(run)
 
-    async def _chain(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        for record in sorted(records, key=lambda r: r.offset):
-            await self.handle(record)
+    def _saga(self, message: InboundCommand) -> bool:
+        return isinstance(message.command, ClaimReward) and self.rewards is not None
+
+    async def _waves(self, run: list[tuple[ConsumerRecord, InboundCommand | Rejected]]) -> None:
+        """Decide a run's commands in waves, then dead-letter what failed, in offset order."""
+        records = {_where(r): r for r, _ in run}
+        items = [Item(_where(r), m) for r, m in run if isinstance(m, InboundCommand)]
+        failed = {item.where: rejected for item, rejected in await self.waves.run(items)}
+        failed.update((_where(r), m) for r, m in run if isinstance(m, Rejected))
+        for where in sorted(failed, key=lambda w: records[w].offset):
+            await self.dead_letter(records[where], failed[where].kind, failed[where].reason)
+
+    async def _fallback(self, item: Item) -> None:
+        await self._run_at(item.where, item.message, "")
 
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one message, or dead-letter it with the reason; infrastructure errors propagate."""
         try:
             message = parse(record.value, self.tenants, now=self.deps.clock())
+        except Rejected as rejected:
+            await self.dead_letter(record, rejected.kind, rejected.reason)
+            return
+        await self._handle(record, message)
+
+    async def _handle(self, record: ConsumerRecord, message: InboundCommand | InboundBatch) -> None:
+        try:
             if isinstance(message, InboundBatch):
                 await self._batch(record, message)
                 return
@@ -129,12 +172,14 @@ class InboundProcessor:
             await self.dead_letter(record, rejected.kind, rejected.reason)
 
     async def _run(self, record: ConsumerRecord, message: InboundCommand, suffix: str) -> None:
+        await self._run_at(_where(record), message, suffix)
+
+    async def _run_at(self, where: str, message: InboundCommand, suffix: str) -> None:
         """Run one command; a refusal is raised as Rejected (after recording it for its key).
 
         ``suffix`` (``:<index>`` for a batch item) makes the record-derived key of each item
         its own, so a redelivered batch replays every item once.
         """
-        where = f"{record.topic}:{record.partition}:{record.offset}"
         ctx = Context(
             tenant=message.tenant,
             source="inbound",
@@ -215,3 +260,7 @@ class InboundProcessor:
             kind,
             reason,
         )
+
+
+def _where(record: ConsumerRecord) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"

@@ -224,22 +224,8 @@ async def _run(
             # A keyed command that changes nothing still leaves a commit (with no events): its
             # key then maps to "nothing happened", so a later retry or redelivery replays that
             # instead of deciding again on newer state.
-            commit = Commit(
-                commit_id=deps.new_id(),
-                tenant=ctx.tenant,
-                participant_id=stream_id,
-                expected_version=version,
-                recorded_at=iso(now),
-                causation=Causation(
-                    name,
-                    ctx.source,
-                    ctx.request_id,
-                    ctx.idempotency_key,
-                    ctx.fingerprint if ctx.idempotency_key is not None else None,
-                    input_,
-                ),
-                events=tuple(events),
-                stream=stream,
+            commit = build_commit(
+                deps.new_id(), ctx, stream, stream_id, name, version, now, events, input_
             )
             outcome = await _append_and_wait(deps, commit, scope)
             if outcome.status == "applied":
@@ -261,6 +247,40 @@ async def _run(
                 outcome.status,
             )
         raise ConcurrencyConflict(deps.max_attempts)
+
+
+def build_commit(
+    commit_id: str,
+    ctx: Context,
+    stream: str,
+    stream_id: str,
+    name: str,
+    version: int,
+    now: datetime,
+    events: list[Event],
+    input_: dict[str, Any] | None,
+) -> Commit:
+    """The commit of command ``name`` decided on ``stream_id`` at ``version``, with its causation.
+
+    The one place a command's commit is built (this module's ``run`` and the inbound batches).
+    """
+    return Commit(
+        commit_id=commit_id,
+        tenant=ctx.tenant,
+        participant_id=stream_id,
+        expected_version=version,
+        recorded_at=iso(now),
+        causation=Causation(
+            name,
+            ctx.source,
+            ctx.request_id,
+            ctx.idempotency_key,
+            ctx.fingerprint if ctx.idempotency_key is not None else None,
+            input_,
+        ),
+        events=tuple(events),
+        stream=stream,
+    )
 
 
 async def _append_and_wait(deps: Deps, commit: Commit, scope: WriteScope) -> CommitOutcome:

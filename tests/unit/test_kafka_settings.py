@@ -137,3 +137,10 @@ def test_unreadable_tls_files_name_the_variable(tmp_path: Path) -> None:
                 ssl_keyfile=str(certs.server_key),  # not the certificate's key
             )
         )
+
+
+def test_inbound_batch_size_is_a_setting_of_at_least_one_record() -> None:
+    assert Settings.from_env({}).inbound_max_records == 2_000
+    assert Settings.from_env({"GAMIFY_INBOUND_MAX_RECORDS": "300"}).inbound_max_records == 300
+    with pytest.raises(ConfigError, match="GAMIFY_INBOUND_MAX_RECORDS"):
+        Settings.from_env({"GAMIFY_INBOUND_MAX_RECORDS": "0"})
