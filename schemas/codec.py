@@ -6,19 +6,24 @@ orjson into dicts, then dataclasses; bench/apply_profile.py --decode-only), and 
 (orjson, upcasters, then the dataclass) for everything else: older event versions, and any record
 the typed decoder does not accept as it stands (which the generic path then reads or refuses with
 a CodecError, exactly as before).
+
+Personal fields are sealed before a commit is encoded (schemas/sealing.py: ``seal``, applied by
+the event log) and opened here on decoding when ``keys`` are given: records written before
+sealing existed hold them in clear and decode as they always did.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import msgspec
 import orjson
 
 from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
+from schemas.sealing import DataKeys, SealError, open_personal
 
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
@@ -49,6 +54,7 @@ def encode(commit: Commit) -> bytes:
                 **({} if commit.causation.input is None else {"input": commit.causation.input}),
             },
             "events": [encode_event(e) for e in commit.events],
+            **({} if commit.personal is None else {"personal": commit.personal}),
         }
     )
 
@@ -111,6 +117,7 @@ class _RawCommit(msgspec.Struct):
     causation: _RawCausation
     events: list[_RawEvent]
     stream: str | None = None
+    personal: dict[str, Any] | None = None
 
 
 _ENVELOPE = msgspec.json.Decoder(_RawCommit)
@@ -118,22 +125,25 @@ _ENVELOPE = msgspec.json.Decoder(_RawCommit)
 _DATA = {t: (cls.class_version, msgspec.json.Decoder(cls)) for t, cls in EVENT_CLASSES.items()}
 
 
-def decode(value: bytes) -> Commit:
+def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
     """Parse record bytes into a commit, upcasting every event to its current version.
 
-    Raises CodecError when the bytes are not a commit this code can read.
+    Sealed personal fields (``personal``) are opened with ``keys``; without keys, or once the
+    participant's key is destroyed, they keep their empty values (the participant reads as
+    erased). Raises CodecError when the bytes are not a commit this code can read, or its sealed
+    part was altered (schemas.sealing.SealError is a CodecError's cause).
     """
     try:
-        return _decode_typed(value)
+        return _decode_typed(value, keys)
     except (msgspec.DecodeError, _NotTyped):
-        return _decode_generic(value)
+        return _decode_generic(value, keys)
 
 
 class _NotTyped(Exception):
     """The typed path does not read this record (an older event version, an unknown type)."""
 
 
-def _decode_typed(value: bytes) -> Commit:
+def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:
     raw = _ENVELOPE.decode(value)
     events = []
     for e in raw.events:
@@ -142,6 +152,8 @@ def _decode_typed(value: bytes) -> Commit:
             raise _NotTyped
         events.append(current[1].decode(e.data))
     c = raw.causation
+    if raw.personal is not None:
+        return _opened_typed(raw, events, keys)
     return Commit(
         commit_id=raw.commit_id,
         tenant=raw.tenant,
@@ -156,10 +168,54 @@ def _decode_typed(value: bytes) -> Commit:
     )
 
 
-def _decode_generic(value: bytes) -> Commit:
+def _opened_typed(raw: _RawCommit, events: list[Event], keys: DataKeys | None) -> Commit:
+    """A current-version commit with its sealed fields put back (a rare path: dataclass copies)."""
+    plain = _open(raw.personal, raw.tenant, raw.participant_id, raw.commit_id, keys)
+    c = raw.causation
+    fingerprint, input_ = c.fingerprint, c.input
+    if plain is not None:
+        try:
+            for idx, values in plain.get("e", []):
+                events[idx] = replace(events[idx], **values)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise CodecError(f"sealed personal data does not fit its events: {exc!r}") from exc
+        fingerprint = plain.get("f", fingerprint)
+        input_ = _with_inputs(input_, plain)
+    return Commit(
+        commit_id=raw.commit_id,
+        tenant=raw.tenant,
+        participant_id=raw.participant_id,
+        expected_version=raw.expected_version,
+        recorded_at=raw.recorded_at,
+        causation=Causation(
+            c.command, c.source or "http", c.request_id, c.idempotency_key, fingerprint, input_
+        ),
+        events=tuple(events),
+        stream=raw.stream or PARTICIPANT,
+    )
+
+
+def _open(
+    envelope: Any, tenant: str, participant_id: str, commit_id: str, keys: DataKeys | None
+) -> dict[str, Any] | None:
+    try:
+        return open_personal(envelope, tenant, participant_id, commit_id, keys)
+    except (SealError, orjson.JSONDecodeError) as exc:
+        raise CodecError(f"commit {commit_id!r}: {exc}") from exc
+
+
+def _with_inputs(input_: dict[str, Any] | None, plain: dict[str, Any]) -> dict[str, Any] | None:
+    inputs = plain.get("i") or {}
+    return input_ if not inputs or input_ is None else {**input_, **inputs}
+
+
+def _decode_generic(value: bytes, keys: DataKeys | None = None) -> Commit:
     try:
         raw = orjson.loads(value)
         causation = raw["causation"]
+        personal = raw.get("personal")
+        if personal is not None:
+            _unseal_raw(raw, keys)
         return Commit(
             commit_id=_str(raw["commit_id"]),
             tenant=_str(raw["tenant"]),
@@ -177,8 +233,29 @@ def _decode_generic(value: bytes) -> Commit:
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except CodecError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise CodecError(f"not a gamify commit: {exc!r}") from exc
+
+
+def _unseal_raw(raw: dict[str, Any], keys: DataKeys | None) -> None:
+    """Put a record's sealed values back into its raw JSON, before upcasting (any version)."""
+    plain = _open(
+        raw["personal"],
+        _str(raw["tenant"]),
+        _str(raw["participant_id"]),
+        _str(raw["commit_id"]),
+        keys,
+    )
+    if plain is None:
+        return
+    for idx, values in plain.get("e", []):
+        raw["events"][idx]["data"].update(values)
+    causation = raw["causation"]
+    if "f" in plain:
+        causation["fingerprint"] = plain["f"]
+    causation["input"] = _with_inputs(causation.get("input"), plain)
 
 
 def decode_event(raw: dict[str, Any]) -> Event:
