@@ -25,7 +25,7 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from projections.db import Database, row
+from projections.db import Database, open_database, row
 from schemas.sealing import KEY_BYTES, NONCE_BYTES, new_key
 
 TABLE = "data_keys"
@@ -222,3 +222,12 @@ def _b64(data: bytes) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def open_data_keys(
+    url: str, *, master_key: bytes | None = None, ttl: float = DEFAULT_TTL
+) -> DataKeyStore:
+    """The data-key store at ``url`` (sqlite:/// or postgresql://...?schema=...), table created."""
+    store = DataKeyStore(open_database(url, pool_size=4), master_key=master_key, ttl=ttl)
+    store.create_table()
+    return store

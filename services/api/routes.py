@@ -11,6 +11,7 @@ from services.api import (
     command_views,
     docs_views,
     engine_views,
+    erasure_views,
     leaderboard_views,
     ops_views,
     past_views,
@@ -52,6 +53,7 @@ ROUTES = [
     web.get(f"{BASE}/participants/{{participant_id}}/tier", engine_views.participant_tier),
     *api_key_views.ROUTES,  # before /admin/{resource}, which would match api-keys too
     *webhook_views.ROUTES,  # before /admin/{resource}, which would take /admin/webhooks
+    *erasure_views.ROUTES,  # before /admin/{resource}/{id}, which would take participants
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),

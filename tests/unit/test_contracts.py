@@ -45,6 +45,7 @@ from schemas.events import (
     DefinitionDeactivated,
     DefinitionUpdated,
     EventTracked,
+    ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsAwarded,
@@ -206,6 +207,7 @@ def realistic_commits() -> list[Commit]:
             StreakExtended("daily_login", "2026-02-14", 1, 5, at, 0, 1, "2026-W07", False),
             RewardClaimed("claim-1", "reward-1", "Free coffee", "coupon", "CAFE-001", 50),
             PointsDeducted("tx-2", 50, 100, "reward:coffee", {"claim_id": "claim-1"}),
+            ParticipantErased(),
         ),
         commit(
             DEFINITION,
@@ -769,6 +771,9 @@ class Contract:
         response = resolved(documented)
         if "Idempotent-Replayed" in resp.headers:
             assert "Idempotent-Replayed" in response.get("headers", {}), f"{method} {path}"
+        if status == 204:
+            assert "content" not in response and not await resp.read(), f"{method} {path}"
+            return None
         media = response["content"].get(resp.content_type)
         assert media is not None, f"{method} {path} {status}: {resp.content_type} not documented"
         if resp.content_type != "application/json":
@@ -980,6 +985,11 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", f"{BASE}/state/{{participant_id}}", 200, at=pid, query={"include": "tier"})
     await call("GET", f"{P}/points", 200, at=pid)
     await call("GET", f"{P}/points/transactions", 200, at=pid, query={"page_size": "2"})
+    erase = f"{BASE}/admin/participants/{{participant_id}}"
+    await call("DELETE", erase, 403, at=pid)
+    await call("DELETE", erase, 404, headers=ADMIN, at={"participant_id": "nobody"})
+    await call("DELETE", erase, 204, headers=ADMIN, at=pid)
+    assert (await call("GET", P, 200, at=pid))["display_name"] is None
 
     await call("GET", P, 404, at={"participant_id": "nobody"})
     await call("GET", P, 401, headers={}, at=pid)
