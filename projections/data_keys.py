@@ -16,17 +16,22 @@ erased), so a stale cache can lose data written right after an erasure but never
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from projections.db import Database, open_database, row
 from schemas.sealing import KEY_BYTES, NONCE_BYTES, new_key
+
+logger = logging.getLogger(__name__)
 
 TABLE = "data_keys"
 CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -197,9 +202,11 @@ class DataKeyStore:
             raise KeyStoreError("GAMIFY_ENCRYPTION_KEY does not unwrap the data keys") from exc
 
     def _scrub(self) -> None:
+        """Best effort once the row is gone: no copy of it left in a WAL or a dead tuple."""
         try:
             if self.db.kind == "sqlite":
-                with self.db.datastore.get_connection() as conn:
+                with closing(sqlite3.connect(self.db.path or "", isolation_level=None)) as conn:
+                    conn.execute("PRAGMA busy_timeout = 5000")
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             else:
                 with self.db.datastore.get_connection() as conn:
@@ -208,8 +215,8 @@ class DataKeyStore:
                         conn.execute(f"VACUUM {TABLE}")
                     finally:
                         conn.autocommit = autocommit
-        except Exception:  # noqa: BLE001, S110 - best effort: the row is already deleted
-            pass
+        except Exception:  # the row is deleted already; a busy database keeps the copy longer
+            logger.warning("could not scrub the data-key store after an erasure", exc_info=True)
 
 
 def _key_aad(ident: tuple[str, str], kid: str) -> bytes:

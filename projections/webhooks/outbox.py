@@ -22,6 +22,7 @@ from projections.webhooks.mapping import NAMESPACE, subscribed, webhook_events
 from schemas.codec import CodecError, decode
 from schemas.events import Commit
 from schemas.log import LogRecord
+from schemas.sealing import DataKeys
 
 KIND = "webhook"  # definition kind of a subscription
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -122,8 +123,9 @@ def _delivery(found: tuple[Any, ...]) -> Delivery:
 class Outbox:
     """Positions and deliveries (synchronous: call from a thread)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keys: DataKeys | None = None) -> None:
         self.db = db
+        self.keys = keys  # opens sealed personal fields for the payloads (schemas/sealing.py)
 
     def sql(self, text: str) -> str:
         return self.db.sql(text)
@@ -158,7 +160,7 @@ class Outbox:
             fresh = [r for r in records if r.offset >= next_offset]
             if not fresh:
                 return 0
-            commits = [(r, cm) for r in fresh if (cm := _decoded(r)) is not None]
+            commits = [(r, cm) for r in fresh if (cm := _decoded(r, self.keys)) is not None]
             applied = self._applied(c, partition, commits)
             subs = self._subscriptions(c, sorted({cm.tenant for _, cm in applied}))
             params = [
@@ -389,9 +391,9 @@ class Outbox:
             return int(row(c)[0])  # type: ignore[index]
 
 
-def _decoded(record: LogRecord) -> Commit | None:
+def _decoded(record: LogRecord, keys: DataKeys | None) -> Commit | None:
     try:
-        return decode(record.value)
+        return decode(record.value, keys)
     except CodecError:
         return None  # the projector quarantined it: no outcome, no webhook
 

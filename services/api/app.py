@@ -167,7 +167,7 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[definition_queries_key] = DefinitionQueries(db)
     app[definition_reader_key] = DefinitionStateReader(app[definition_queries_key])
     app[leaderboard_queries_key] = LeaderboardQueries(db)
-    app[past_queries_key] = PastQueries(db)
+    app[past_queries_key] = PastQueries(db, keys=app[data_keys_key])
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
     app[api_key_queries_key] = ApiKeyQueries(db)
@@ -320,7 +320,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def webhook_outbox_ctx(app: web.Application) -> AsyncIterator[None]:
-    outbox = Outbox(app[store_key].db)
+    outbox = Outbox(app[store_key].db, keys=app[data_keys_key])
     await asyncio.to_thread(outbox.create_tables)
     app[webhook_outbox_key] = outbox
     yield
