@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 import msgspec
 import orjson
 
 from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
-from schemas.sealing import DataKeys, SealError, open_personal
+from schemas.sealing import DataKeys, SealError, open_personal, rebuilt
 
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
@@ -176,7 +176,7 @@ def _opened_typed(raw: _RawCommit, events: list[Event], keys: DataKeys | None) -
     if plain is not None:
         try:
             for idx, values in plain.get("e", []):
-                events[idx] = replace(events[idx], **values)
+                events[idx] = rebuilt(events[idx], values)
         except (TypeError, ValueError, IndexError) as exc:
             raise CodecError(f"sealed personal data does not fit its events: {exc!r}") from exc
         fingerprint = plain.get("f", fingerprint)

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import fields
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Protocol
 
 import orjson
@@ -89,10 +92,36 @@ def aad(tenant: str, participant_id: str, commit_id: str) -> bytes:
     )
 
 
+@lru_cache(maxsize=4096)
+def _cipher(key: bytes) -> AESGCM:
+    return AESGCM(key)
+
+
+_SHAPES: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
+
+
+def rebuilt(obj: Any, values: dict[str, Any]) -> Any:
+    """``dataclasses.replace(obj, **values)`` for our plain frozen dataclasses, several times
+    faster (sealing and opening call it per commit). TypeError for a field the class lacks."""
+    cls = type(obj)
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        names = [f.name for f in fields(cls)]
+        shape = _SHAPES[cls] = (attrgetter(*names), {n: i for i, n in enumerate(names)})
+    get, index = shape
+    args = list(get(obj))
+    try:
+        for name, value in values.items():
+            args[index[name]] = value
+    except KeyError as exc:
+        raise TypeError(f"{cls.__name__} has no field {exc}") from None
+    return cls(*args)
+
+
 def encrypt(key: bytes, kid: str, plaintext: bytes, additional: bytes) -> dict[str, str]:
     """One envelope (module docstring) of ``plaintext`` under ``key``."""
     nonce = os.urandom(NONCE_BYTES)
-    ct = AESGCM(key).encrypt(nonce, plaintext, additional)
+    ct = _cipher(key).encrypt(nonce, plaintext, additional)
     return {"sealed": SEALED_VERSION, "kid": kid, "nonce": _b64(nonce), "ct": _b64(ct)}
 
 
@@ -101,7 +130,7 @@ def decrypt(key: bytes, envelope: dict[str, Any], additional: bytes) -> bytes:
     try:
         nonce = base64.b64decode(envelope["nonce"], validate=True)
         ct = base64.b64decode(envelope["ct"], validate=True)
-        return AESGCM(key).decrypt(nonce, ct, additional)
+        return _cipher(key).decrypt(nonce, ct, additional)
     except (InvalidTag, KeyError, TypeError, ValueError) as exc:
         raise SealError(f"sealed personal data does not open: {type(exc).__name__}") from exc
 
@@ -142,7 +171,7 @@ def seal(commit: Commit, keys: DataKeys) -> Commit:
         values = {n: getattr(event, n) for n in names if not _empty(getattr(event, n))}
         if values:
             sealed_events.append([idx, values])
-            event = replace(event, **{n: _default(event, n) for n in values})  # type: ignore[type-var]
+            event = rebuilt(event, {n: _default(event, n) for n in values})
         events.append(event)
     given = commit.causation.input or {}
     inputs = {k: v for k, v in given.items() if k in PERSONAL_INPUT and not _empty(v)}
@@ -152,18 +181,13 @@ def seal(commit: Commit, keys: DataKeys) -> Commit:
     causation = commit.causation
     if causation.fingerprint is not None:
         plain["f"] = causation.fingerprint
-    causation = replace(
-        causation,
-        fingerprint=None,
-        input=None
-        if causation.input is None
-        else {k: v for k, v in given.items() if k not in inputs},
-    )
+    kept = None if causation.input is None else {k: v for k, v in given.items() if k not in inputs}
+    causation = rebuilt(causation, {"fingerprint": None, "input": kept})
     kid, key = keys.key_for_write(commit.tenant, commit.participant_id)
     envelope = encrypt(
         key, kid, orjson.dumps(plain), aad(commit.tenant, commit.participant_id, commit.commit_id)
     )
-    return replace(commit, events=tuple(events), causation=causation, personal=envelope)
+    return rebuilt(commit, {"events": tuple(events), "causation": causation, "personal": envelope})
 
 
 def _default(event: Event, name: str) -> Any:
