@@ -23,7 +23,7 @@ import msgspec
 import orjson
 
 from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
-from schemas.sealing import DataKeys, SealError, open_personal, rebuilt
+from schemas.sealing import DataKeys, SealError, open_personal
 
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
@@ -122,7 +122,7 @@ class _RawCommit(msgspec.Struct):
 
 _ENVELOPE = msgspec.json.Decoder(_RawCommit)
 # Event type -> (current class version, a decoder of its data straight into the dataclass).
-_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls)) for t, cls in EVENT_CLASSES.items()}
+_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls), cls) for t, cls in EVENT_CLASSES.items()}
 
 
 def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
@@ -145,42 +145,27 @@ class _NotTyped(Exception):
 
 def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:
     raw = _ENVELOPE.decode(value)
+    c = raw.causation
+    fingerprint, input_ = c.fingerprint, c.input
+    sealed: dict[int, Any] = {}
+    if raw.personal is not None:
+        plain = _open(raw.personal, raw.tenant, raw.participant_id, raw.commit_id, keys)
+        if plain is not None:
+            sealed = _sealed_events(plain)
+            fingerprint = plain.get("f", fingerprint)
+            input_ = _with_inputs(input_, plain)
     events = []
-    for e in raw.events:
+    for idx, e in enumerate(raw.events):
         current = _DATA.get(e.type)
         if current is None or current[0] != e.version:
             raise _NotTyped
-        events.append(current[1].decode(e.data))
-    c = raw.causation
-    if raw.personal is not None:
-        return _opened_typed(raw, events, keys)
-    return Commit(
-        commit_id=raw.commit_id,
-        tenant=raw.tenant,
-        participant_id=raw.participant_id,
-        expected_version=raw.expected_version,
-        recorded_at=raw.recorded_at,
-        causation=Causation(
-            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint, c.input
-        ),
-        events=tuple(events),
-        stream=raw.stream or PARTICIPANT,
-    )
-
-
-def _opened_typed(raw: _RawCommit, events: list[Event], keys: DataKeys | None) -> Commit:
-    """A current-version commit with its sealed fields put back (a rare path: dataclass copies)."""
-    plain = _open(raw.personal, raw.tenant, raw.participant_id, raw.commit_id, keys)
-    c = raw.causation
-    fingerprint, input_ = c.fingerprint, c.input
-    if plain is not None:
-        try:
-            for idx, values in plain.get("e", []):
-                events[idx] = rebuilt(events[idx], values)
-        except (TypeError, ValueError, IndexError) as exc:
-            raise CodecError(f"sealed personal data does not fit its events: {exc!r}") from exc
-        fingerprint = plain.get("f", fingerprint)
-        input_ = _with_inputs(input_, plain)
+        if idx in sealed:  # the clear fields and the opened ones, checked as one event
+            data = msgspec.json.decode(e.data)
+            if not isinstance(data, dict) or not isinstance(sealed[idx], dict):
+                raise _NotTyped
+            events.append(msgspec.convert({**data, **sealed[idx]}, current[2]))
+        else:
+            events.append(current[1].decode(e.data))
     return Commit(
         commit_id=raw.commit_id,
         tenant=raw.tenant,
@@ -193,6 +178,13 @@ def _opened_typed(raw: _RawCommit, events: list[Event], keys: DataKeys | None) -
         events=tuple(events),
         stream=raw.stream or PARTICIPANT,
     )
+
+
+def _sealed_events(plain: dict[str, Any]) -> dict[int, Any]:
+    try:
+        return {int(idx): values for idx, values in plain.get("e", [])}
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"sealed personal data does not fit its events: {exc!r}") from exc
 
 
 def _open(

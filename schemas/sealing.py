@@ -17,6 +17,7 @@ defaults, which is how a participant reads once erased, in every replay. docs/er
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 from collections.abc import Callable
 from dataclasses import fields
@@ -128,10 +129,10 @@ def encrypt(key: bytes, kid: str, plaintext: bytes, additional: bytes) -> dict[s
 def decrypt(key: bytes, envelope: dict[str, Any], additional: bytes) -> bytes:
     """The plaintext of ``envelope``; SealError if it is malformed, altered or not bound to ``additional``."""
     try:
-        nonce = base64.b64decode(envelope["nonce"], validate=True)
-        ct = base64.b64decode(envelope["ct"], validate=True)
+        nonce = binascii.a2b_base64(envelope["nonce"], strict_mode=True)
+        ct = binascii.a2b_base64(envelope["ct"], strict_mode=True)
         return _cipher(key).decrypt(nonce, ct, additional)
-    except (InvalidTag, KeyError, TypeError, ValueError) as exc:
+    except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise SealError(f"sealed personal data does not open: {type(exc).__name__}") from exc
 
 
