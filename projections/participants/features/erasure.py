@@ -1,9 +1,9 @@
 """Erasure in the read models: ParticipantErased clears the profile and the history's free text.
 
 The fold clears the participant row's display name, avatar and attributes. The history written
-before the erasure (rows of versions below it, commit outcomes and idempotency fingerprints of
-commits before it on the log) is anonymised after the batch's writes, bounded by the erasure's
-own version and offset, so the result does not depend on how commits were batched: live
+before the erasure (rows of versions below it; commit outcomes and idempotency fingerprints of
+every commit but those after it in the same batch) is anonymised after the batch's writes, so
+the result does not depend on how commits were batched: live
 projection and every replay (which reads the sealed fields as empty once the key is destroyed)
 give the same rows. Points, counts, badges, tiers and leaderboard scores are left as they are.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from projections.db import row, rows
+from projections.db import rows
 from projections.participants.projector import ParticipantRow, Write, evolve, writer
 from projections.participants.schema import Flush, register_flush_hook
 from schemas.events import PARTICIPANT, Commit, ParticipantErased
@@ -64,8 +64,15 @@ def _erase(flush: Flush) -> None:
         flush.after.append(lambda: [_anonymise(flush, *e) for e in erasures])
 
 
+def _later(flush: Flush, tenant: str, pid: str, commit_id: str) -> list[str]:
+    """Ids of the participant's commits after ``commit_id`` in this batch (they stay as written)."""
+    ids = [c.commit_id for c in flush.commits if (c.tenant, c.participant_id) == (tenant, pid)]
+    return ids[ids.index(commit_id) + 1 :] if commit_id in ids else []
+
+
 def _anonymise(flush: Flush, tenant: str, pid: str, version: int, commit_id: str) -> None:
     c, sql = flush.c, flush.sql
+    later = set(_later(flush, tenant, pid, commit_id))
     who = (tenant, pid, version)
     c.execute(
         sql(
@@ -88,26 +95,35 @@ def _anonymise(flush: Flush, tenant: str, pid: str, version: int, commit_id: str
         ),
         who,
     )
-    c.execute(sql("SELECT log_offset FROM {commit_outcomes} WHERE commit_id = ?"), (commit_id,))
-    offset = row(c)[0]  # type: ignore[index]  # written in this batch, before this hook
     c.execute(
         sql(
-            "DELETE FROM {idempotency_fingerprints} WHERE tenant = ? AND participant_id = ? "
-            "AND idempotency_key IN (SELECT k.idempotency_key FROM {idempotency_keys} k "
-            "JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
-            "WHERE k.tenant = ? AND k.participant_id = ? AND o.log_offset < ?)"
+            "SELECT f.idempotency_key, k.commit_id FROM {idempotency_fingerprints} f "
+            "JOIN {idempotency_keys} k ON k.tenant = f.tenant "
+            "AND k.participant_id = f.participant_id AND k.idempotency_key = f.idempotency_key "
+            "WHERE f.tenant = ? AND f.participant_id = ?"
         ),
-        (tenant, pid, tenant, pid, offset),
+        (tenant, pid),
     )
+    gone = [(tenant, pid, key) for key, of in rows(c) if of not in later]
+    if gone:
+        c.executemany(
+            sql(
+                "DELETE FROM {idempotency_fingerprints} "
+                "WHERE tenant = ? AND participant_id = ? AND idempotency_key = ?"
+            ),
+            gone,
+        )
     c.execute(
         sql(
             "SELECT commit_id, events FROM {commit_outcomes} WHERE tenant = ? AND stream = ? "
-            "AND participant_id = ? AND log_offset < ? AND events IS NOT NULL"
+            "AND participant_id = ? AND events IS NOT NULL"
         ),
-        (tenant, PARTICIPANT, pid, offset),
+        (tenant, PARTICIPANT, pid),
     )
     changed = []
     for found_id, events in rows(c):
+        if found_id in later:
+            continue
         before = orjson.loads(events)
         after = anonymised_events(before)
         if after != before:
