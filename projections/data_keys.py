@@ -24,11 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from projections.db import Database, open_database, row
+from projections.db import SQLITE_PREFIX, Database, open_database, row
 from schemas.sealing import KEY_BYTES, NONCE_BYTES, new_key
 
 logger = logging.getLogger(__name__)
@@ -232,9 +233,26 @@ def _now() -> str:
 
 
 def open_data_keys(
-    url: str, *, master_key: bytes | None = None, ttl: float = DEFAULT_TTL
+    url: str,
+    *,
+    master_key: bytes | None = None,
+    ttl: float = DEFAULT_TTL,
+    must_exist: bool = False,
 ) -> DataKeyStore:
-    """The data-key store at ``url`` (sqlite:/// or postgresql://...?schema=...), table created."""
+    """The data-key store at ``url`` (sqlite:/// or postgresql://...?schema=...), table created.
+
+    ``must_exist`` (replay): raise KeyStoreError instead of creating a missing store, because a
+    replay with an empty key store would rebuild every participant as erased.
+    """
+    if must_exist and url.startswith(SQLITE_PREFIX):
+        if not Path(url.removeprefix(SQLITE_PREFIX)).exists():
+            raise KeyStoreError(f"no data-key store at {url}: set GAMIFY_KEY_STORE_URL")
     store = DataKeyStore(open_database(url, pool_size=4), master_key=master_key, ttl=ttl)
+    if must_exist and store.db.kind == "postgres":
+        with store.db.transaction(commit=False) as c:
+            c.execute("SELECT to_regclass(%s) AS found", (TABLE,))
+            if row(c)[0] is None:  # type: ignore[index]
+                store.close()
+                raise KeyStoreError(f"no data-key store at {url}: set GAMIFY_KEY_STORE_URL")
     store.create_table()
     return store

@@ -101,7 +101,7 @@ async def replay(opts: ReplayOptions) -> ReplayResult:
     keys = None
     try:
         if opts.keys_url is not None:
-            keys = open_data_keys(opts.keys_url, master_key=opts.master_key)
+            keys = open_data_keys(opts.keys_url, master_key=opts.master_key, must_exist=True)
         return await _Replay(opts, live_db, target_db, keys).run()
     finally:
         if keys is not None:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from projections.data_keys import TABLE, open_data_keys
+from projections.data_keys import TABLE, KeyStoreError, open_data_keys
 
 
 def test_a_destroyed_key_is_gone_for_every_process_and_the_table_is_vacuumed(
@@ -31,3 +31,10 @@ def test_a_destroyed_key_is_gone_for_every_process_and_the_table_is_vacuumed(
     finally:
         one.close()
         two.close()
+
+
+def test_a_replay_refuses_a_schema_without_a_key_store(postgres_schema_url: str) -> None:
+    with pytest.raises(KeyStoreError, match="GAMIFY_KEY_STORE_URL"):
+        open_data_keys(postgres_schema_url, must_exist=True)
+    open_data_keys(postgres_schema_url).close()
+    open_data_keys(postgres_schema_url, must_exist=True).close()

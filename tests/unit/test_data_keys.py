@@ -109,3 +109,10 @@ def test_the_key_store_location_and_master_key_come_from_the_environment(tmp_pat
         Settings.from_env({"GAMIFY_ENCRYPTION_KEY": base64.b64encode(b"short").decode()})
     with pytest.raises(ConfigError, match="GAMIFY_KEY_STORE_URL"):
         Settings.from_env({"GAMIFY_KEY_STORE_URL": "mysql://x"})
+
+
+def test_a_replay_refuses_a_missing_key_store_instead_of_erasing_everyone(tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="GAMIFY_KEY_STORE_URL"):
+        open_data_keys(url(tmp_path), must_exist=True)
+    open_data_keys(url(tmp_path)).close()
+    open_data_keys(url(tmp_path), must_exist=True).close()
