@@ -79,6 +79,14 @@ class DataKeyStore:
         with self.db.transaction(commit=True) as c:
             c.execute(CREATE)
 
+    def check(self) -> None:
+        """Raise KeyStoreError now (at start-up) if the stored keys cannot be unwrapped."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(f"SELECT tenant, participant_id, kid, material FROM {TABLE} LIMIT 1")  # noqa: S608
+            found = row(c)
+        if found is not None:
+            self._unwrap((found[0], found[1]), found[2], found[3])
+
     def cached_write_key(self, tenant: str, participant_id: str) -> bool:
         """True when ``key_for_write`` would answer from the cache (no I/O)."""
         found = self._cache.get((tenant, participant_id))
@@ -255,4 +263,5 @@ def open_data_keys(
                 store.close()
                 raise KeyStoreError(f"no data-key store at {url}: set GAMIFY_KEY_STORE_URL")
     store.create_table()
+    store.check()
     return store
