@@ -18,9 +18,14 @@ from typing import Any
 import orjson
 
 from projections.db import Database, row, rows
-from projections.webhooks.mapping import NAMESPACE, subscribed, webhook_events
+from projections.webhooks.mapping import (
+    NAMESPACE,
+    PERSONAL_FIELDS,
+    subscribed,
+    webhook_events,
+)
 from schemas.codec import CodecError, decode
-from schemas.events import Commit
+from schemas.events import Commit, ParticipantErased
 from schemas.log import LogRecord
 from schemas.sealing import DataKeys
 
@@ -195,6 +200,9 @@ class Outbox:
                     ),
                     params,
                 )
+            for record, cm in applied:
+                if any(isinstance(e, ParticipantErased) for e in cm.events):
+                    self._erase_pending(c, cm, record)
             c.execute(
                 self.sql(
                     "UPDATE webhook_positions SET next_offset = ? "
@@ -203,6 +211,29 @@ class Outbox:
                 (fresh[-1].offset + 1, topic, partition),
             )
         return len(params)
+
+    def _erase_pending(self, c: Any, erased: Commit, record: LogRecord) -> None:
+        """Rewrite the participant's deliveries still queued from before its erasure, with their
+        personal fields emptied (mapping.PERSONAL_FIELDS); sent ones are the receivers' now."""
+        c.execute(
+            self.sql(
+                "SELECT delivery_id, body FROM webhook_deliveries WHERE tenant = ? "
+                "AND status = ? AND log_partition = ? AND log_offset < ?"
+            ),
+            (erased.tenant, PENDING, record.partition, record.offset),
+        )
+        changed = []
+        for found_id, body in rows(c):
+            payload = orjson.loads(body)
+            data = payload.get("data") or {}
+            if data.get("participant_id") != erased.participant_id:
+                continue
+            data.update({k: v for k, v in PERSONAL_FIELDS.items() if k in data})
+            changed.append((orjson.dumps(payload).decode(), found_id))
+        if changed:
+            c.executemany(
+                self.sql("UPDATE webhook_deliveries SET body = ? WHERE delivery_id = ?"), changed
+            )
 
     def _lock_position(self, c: Any, topic: str, partition: int) -> int:
         c.execute(
