@@ -21,7 +21,6 @@ import binascii
 import os
 from collections.abc import Callable
 from dataclasses import fields
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -93,8 +92,8 @@ def aad(tenant: str, participant_id: str, commit_id: str) -> bytes:
     )
 
 
-@lru_cache(maxsize=4096)
 def _cipher(key: bytes) -> AESGCM:
+    # Not cached here: a destroyed key must not outlive the key store's cache (its TTL) in memory.
     return AESGCM(key)
 
 
