@@ -73,6 +73,7 @@ class DataKeyStore:
         self.clock = clock
         self._cache: dict[tuple[str, str], tuple[str, bytes, float]] = {}
         self._destroyed: set[tuple[tuple[str, str], str]] = set()
+        self._swept = clock()
         self._lock = threading.Lock()
 
     def create_table(self) -> None:
@@ -172,8 +173,13 @@ class DataKeyStore:
         self.db.close()
 
     def _remember(self, ident: tuple[str, str], kid: str, key: bytes) -> None:
+        now = self.clock()
         with self._lock:
-            self._cache[ident] = (kid, key, self.clock() + self.ttl)
+            self._cache[ident] = (kid, key, now + self.ttl)
+            if now - self._swept >= self.ttl:  # expired keys leave memory, not only the answers
+                self._swept = now
+                for stale in [i for i, (_, _, until) in self._cache.items() if until <= now]:
+                    del self._cache[stale]
 
     def _select(self, c: object, ident: tuple[str, str]) -> tuple[str, bytes] | None:
         c.execute(  # type: ignore[attr-defined]

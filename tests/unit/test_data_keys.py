@@ -52,7 +52,7 @@ def test_another_process_stops_using_a_destroyed_key_within_the_cache_ttl(tmp_pa
     clock = Clock()
     eraser = open_data_keys(url(tmp_path))
     other = open_data_keys(url(tmp_path), ttl=30.0)
-    other.clock = clock
+    other.clock, other._swept = clock, 0.0
     kid, key = other.key_for_write("acme", "p1")
     eraser.destroy("acme", "p1")
     assert other.key_for_read("acme", "p1", kid) == key, "cached: the documented bound"
@@ -60,6 +60,10 @@ def test_another_process_stops_using_a_destroyed_key_within_the_cache_ttl(tmp_pa
     assert other.key_for_read("acme", "p1", kid) is None
     assert other.key_for_write("acme", "p1")[0] != kid
     other.forget("acme", "p1")  # what the projector does on ParticipantErased
+    other.key_for_write("acme", "idle")
+    clock.now = 62.0
+    other.key_for_write("acme", "p3")  # a lookup sweeps keys expired meanwhile from memory
+    assert ("acme", "idle") not in other._cache
 
 
 def test_the_destroyed_key_leaves_no_copy_in_the_sqlite_files(tmp_path: Path) -> None:
