@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import orjson
 
 import projections.participants.features  # noqa: F401 - registers the engine features' folds
+from projections.db import Database, rows
 from projections.db import row as first_row
-from projections.db import rows
 from projections.definitions.projector import DefinitionRow, apply_definition
 from projections.participants.projector import APPLIED, ParticipantRow, apply_commit
 from projections.participants.schema import TableSql
@@ -33,6 +33,7 @@ from projections.participants.stream import row_from_db
 from schemas.codec import CodecError, decode
 from schemas.events import DEFINITION, PARTICIPANT, Commit
 from schemas.log import LogRecord
+from schemas.sealing import DataKeys
 
 CHUNK = SNAPSHOT_EVERY  # records read from the log at a time (a fold stops at the moment)
 
@@ -69,6 +70,10 @@ class PastQueries(TableSql):
     """Positions of a stream's commits from ``commit_outcomes`` (synchronous: call from a thread)."""
 
     _COLUMNS = "commit_id, status, log_partition, log_offset"
+
+    def __init__(self, db: Database, *, suffix: str = "", keys: DataKeys | None = None) -> None:
+        super().__init__(db, suffix=suffix)
+        self.keys = keys  # opens sealed personal fields of the commits read (schemas/sealing.py)
 
     def positions(
         self,
@@ -154,7 +159,7 @@ async def participant_as_of(
         )
         if not positions:
             return row
-        async for commit in _commits(log, positions):
+        async for commit in _commits(log, positions, queries.keys):
             if commit.recorded_at > moment:
                 return row
             row = apply_commit(row, commit, key_used=False, writes=False).row
@@ -169,7 +174,7 @@ async def definitions_as_of(
     positions = await asyncio.to_thread(queries.positions, tenant, DEFINITION)
     found: dict[str, DefinitionRow | None] = {}
     ended: set[str] = set()
-    async for commit in _commits(log, positions):
+    async for commit in _commits(log, positions, queries.keys):
         ident = commit.participant_id
         if ident in ended:
             continue
@@ -190,15 +195,17 @@ async def history(
     for partition, group in groupby(sorted(positions, key=_where), key=lambda p: p.partition):
         for record in await log.read_at(partition, [p.offset for p in group]):
             records[(record.partition, record.offset)] = record
-    return [HistoryEntry(p, _decoded(records.get(_where(p)))) for p in positions], total
+    return [
+        HistoryEntry(p, _decoded(records.get(_where(p)), queries.keys)) for p in positions
+    ], total
 
 
-async def _commits(log: LogReader, positions: list[Position]) -> Any:
+async def _commits(log: LogReader, positions: list[Position], keys: DataKeys | None) -> Any:
     """The commits at ``positions`` in their order, read in chunks (so a fold can stop early)."""
     for partition, group in groupby(positions, key=lambda p: p.partition):
         for chunk in _chunks([p.offset for p in group]):
             for record in await log.read_at(partition, chunk):
-                commit = _decoded(record)
+                commit = _decoded(record, keys)
                 if commit is not None:
                     yield commit
 
@@ -212,10 +219,10 @@ def _where(p: Position) -> tuple[int, int]:
     return (p.partition, p.offset)
 
 
-def _decoded(record: LogRecord | None) -> Commit | None:
+def _decoded(record: LogRecord | None, keys: DataKeys | None) -> Commit | None:
     if record is None:
         return None
     try:
-        return decode(record.value)
+        return decode(record.value, keys)
     except CodecError:
         return None  # applied commits always decoded; a quarantined one may not

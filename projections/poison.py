@@ -32,6 +32,7 @@ import psycopg
 from eventsourcing import persistence
 from eventsourcing.domain import EventSourcingError
 
+from projections.data_keys import KeyStoreError
 from schemas.codec import CodecError
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -97,8 +98,8 @@ def is_poison(exc: BaseException) -> bool:
     driver = _driver_error(exc)
     if driver is not None:
         return _refuses_value(driver)
-    if isinstance(exc, EventSourcingError | OSError | MemoryError):
-        return False
+    if isinstance(exc, EventSourcingError | OSError | MemoryError | KeyStoreError):
+        return False  # KeyStoreError: a missing or wrong master key, never the record
     return isinstance(exc, Exception)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from projections import runner
+from projections.data_keys import DataKeyStore, open_data_keys
 from projections.db import Database, open_database
 from projections.participants.schema import TABLES
 from projections.participants.store import PROJECTION, participant_store
@@ -61,6 +62,8 @@ class ReplayOptions:
     swap: bool = True
     resume: bool = False
     settle_timeout: float = 60.0
+    keys_url: str | None = None  # the data-key store (projections.data_keys); None: erased reads
+    master_key: bytes | None = None
     out: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -95,22 +98,35 @@ async def replay(opts: ReplayOptions) -> ReplayResult:
         raise ValueError(f"unknown read model(s): {', '.join(sorted(unknown))}")
     live_db = open_database(opts.database_url)
     target_db = open_database(opts.into_url) if opts.into_url else live_db
+    keys = None
     try:
-        return await _Replay(opts, live_db, target_db).run()
+        if opts.keys_url is not None:
+            keys = open_data_keys(opts.keys_url, master_key=opts.master_key, must_exist=True)
+        return await _Replay(opts, live_db, target_db, keys).run()
     finally:
+        if keys is not None:
+            keys.close()
         if target_db is not live_db:
             target_db.close()
         live_db.close()
 
 
 class _Replay:
-    def __init__(self, opts: ReplayOptions, live_db: Database, target_db: Database) -> None:
+    def __init__(
+        self,
+        opts: ReplayOptions,
+        live_db: Database,
+        target_db: Database,
+        keys: DataKeyStore | None = None,
+    ) -> None:
         self.opts, self.live_db, self.target_db = opts, live_db, target_db
         self.tables = READ_MODELS["participants"]
         self.repair = opts.tenant is not None or opts.participant is not None
         self.suffix = "" if opts.into_url else (REPAIR if self.repair else REBUILD)
-        self.live = participant_store(live_db)
-        self.target = participant_store(target_db, suffix=self.suffix, only=self._selected())
+        self.live = participant_store(live_db, keys=keys)
+        self.target = participant_store(
+            target_db, suffix=self.suffix, only=self._selected(), keys=keys
+        )
         self.result = ReplayResult()
 
     def _selected(self) -> Callable[[Commit], bool] | None:

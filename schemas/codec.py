@@ -6,6 +6,10 @@ orjson into dicts, then dataclasses; bench/apply_profile.py --decode-only), and 
 (orjson, upcasters, then the dataclass) for everything else: older event versions, and any record
 the typed decoder does not accept as it stands (which the generic path then reads or refuses with
 a CodecError, exactly as before).
+
+Personal fields are sealed before a commit is encoded (schemas/sealing.py: ``seal``, applied by
+the event log) and opened here on decoding when ``keys`` are given: records written before
+sealing existed hold them in clear and decode as they always did.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import msgspec
 import orjson
 
 from schemas.events import EVENT_CLASSES, PARTICIPANT, Causation, Commit, Event
+from schemas.sealing import DataKeys, SealError, open_personal
 
 COMMIT_SCHEMA_VERSION = 1
 HEADER_SCHEMA_VERSION = "gamify-schema-version"
@@ -49,6 +54,7 @@ def encode(commit: Commit) -> bytes:
                 **({} if commit.causation.input is None else {"input": commit.causation.input}),
             },
             "events": [encode_event(e) for e in commit.events],
+            **({} if commit.personal is None else {"personal": commit.personal}),
         }
     )
 
@@ -111,37 +117,55 @@ class _RawCommit(msgspec.Struct):
     causation: _RawCausation
     events: list[_RawEvent]
     stream: str | None = None
+    personal: dict[str, Any] | None = None
 
 
 _ENVELOPE = msgspec.json.Decoder(_RawCommit)
 # Event type -> (current class version, a decoder of its data straight into the dataclass).
-_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls)) for t, cls in EVENT_CLASSES.items()}
+_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls), cls) for t, cls in EVENT_CLASSES.items()}
 
 
-def decode(value: bytes) -> Commit:
+def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
     """Parse record bytes into a commit, upcasting every event to its current version.
 
-    Raises CodecError when the bytes are not a commit this code can read.
+    Sealed personal fields (``personal``) are opened with ``keys``; without keys, or once the
+    participant's key is destroyed, they keep their empty values (the participant reads as
+    erased). Raises CodecError when the bytes are not a commit this code can read, or its sealed
+    part was altered (schemas.sealing.SealError is a CodecError's cause).
     """
     try:
-        return _decode_typed(value)
+        return _decode_typed(value, keys)
     except (msgspec.DecodeError, _NotTyped):
-        return _decode_generic(value)
+        return _decode_generic(value, keys)
 
 
 class _NotTyped(Exception):
     """The typed path does not read this record (an older event version, an unknown type)."""
 
 
-def _decode_typed(value: bytes) -> Commit:
+def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:
     raw = _ENVELOPE.decode(value)
+    c = raw.causation
+    fingerprint, input_ = c.fingerprint, c.input
+    sealed: dict[int, Any] = {}
+    if raw.personal is not None:
+        plain = _open(raw.personal, raw.tenant, raw.participant_id, raw.commit_id, keys)
+        if plain is not None:
+            sealed = _sealed_events(plain)
+            fingerprint = plain.get("f", fingerprint)
+            input_ = _with_inputs(input_, plain)
     events = []
-    for e in raw.events:
+    for idx, e in enumerate(raw.events):
         current = _DATA.get(e.type)
         if current is None or current[0] != e.version:
             raise _NotTyped
-        events.append(current[1].decode(e.data))
-    c = raw.causation
+        if idx in sealed:  # the clear fields and the opened ones, checked as one event
+            data = msgspec.json.decode(e.data)
+            if not isinstance(data, dict) or not isinstance(sealed[idx], dict):
+                raise _NotTyped
+            events.append(msgspec.convert({**data, **sealed[idx]}, current[2]))
+        else:
+            events.append(current[1].decode(e.data))
     return Commit(
         commit_id=raw.commit_id,
         tenant=raw.tenant,
@@ -149,17 +173,41 @@ def _decode_typed(value: bytes) -> Commit:
         expected_version=raw.expected_version,
         recorded_at=raw.recorded_at,
         causation=Causation(
-            c.command, c.source or "http", c.request_id, c.idempotency_key, c.fingerprint, c.input
+            c.command, c.source or "http", c.request_id, c.idempotency_key, fingerprint, input_
         ),
         events=tuple(events),
         stream=raw.stream or PARTICIPANT,
     )
 
 
-def _decode_generic(value: bytes) -> Commit:
+def _sealed_events(plain: dict[str, Any]) -> dict[int, Any]:
+    try:
+        return {int(idx): values for idx, values in plain.get("e", [])}
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"sealed personal data does not fit its events: {exc!r}") from exc
+
+
+def _open(
+    envelope: Any, tenant: str, participant_id: str, commit_id: str, keys: DataKeys | None
+) -> dict[str, Any] | None:
+    try:
+        return open_personal(envelope, tenant, participant_id, commit_id, keys)
+    except (SealError, orjson.JSONDecodeError) as exc:
+        raise CodecError(f"commit {commit_id!r}: {exc}") from exc
+
+
+def _with_inputs(input_: dict[str, Any] | None, plain: dict[str, Any]) -> dict[str, Any] | None:
+    inputs = plain.get("i") or {}
+    return input_ if not inputs or input_ is None else {**input_, **inputs}
+
+
+def _decode_generic(value: bytes, keys: DataKeys | None = None) -> Commit:
     try:
         raw = orjson.loads(value)
         causation = raw["causation"]
+        personal = raw.get("personal")
+        if personal is not None:
+            _unseal_raw(raw, keys)
         return Commit(
             commit_id=_str(raw["commit_id"]),
             tenant=_str(raw["tenant"]),
@@ -177,8 +225,29 @@ def _decode_generic(value: bytes) -> Commit:
             events=tuple(decode_event(e) for e in raw["events"]),
             stream=_str(raw.get("stream") or PARTICIPANT),
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except CodecError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise CodecError(f"not a gamify commit: {exc!r}") from exc
+
+
+def _unseal_raw(raw: dict[str, Any], keys: DataKeys | None) -> None:
+    """Put a record's sealed values back into its raw JSON, before upcasting (any version)."""
+    plain = _open(
+        raw["personal"],
+        _str(raw["tenant"]),
+        _str(raw["participant_id"]),
+        _str(raw["commit_id"]),
+        keys,
+    )
+    if plain is None:
+        return
+    for idx, values in plain.get("e", []):
+        raw["events"][idx]["data"].update(values)
+    causation = raw["causation"]
+    if "f" in plain:
+        causation["fingerprint"] = plain["f"]
+    causation["input"] = _with_inputs(causation.get("input"), plain)
 
 
 def decode_event(raw: dict[str, Any]) -> Event:

@@ -256,6 +256,19 @@ class RewardClaimed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantErased(Event):
+    """The participant's personal data was erased (DELETE /admin/participants/{pid}).
+
+    Its data key was destroyed before this commit was appended, so every personal field sealed
+    with it reads as empty from now on, in every replay (schemas/sealing.py). Read models clear
+    the profile and the free text of the participant's history up to this commit; points,
+    counts, badges and leaderboard scores stay (docs/erasure.md).
+    """
+
+    TYPE: ClassVar[str] = "ParticipantErased"
+
+
+@dataclass(frozen=True, slots=True)
 class RewardCodeReserved(Event):
     """Reward stream: one code of the inventory is held for a claim."""
 
@@ -331,6 +344,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
     for cls in (
         ParticipantRegistered,
         ParticipantProfileUpdated,
+        ParticipantErased,
         PointsAwarded,
         PointsDeducted,
         PointsExpired,
@@ -384,7 +398,9 @@ class Commit:
 
     ``expected_version`` is the stream version the decision was made on; the projector applies
     the commit only if the stream is still at that version. ``participant_id`` is the stream's
-    id (for a participant stream, the participant).
+    id (for a participant stream, the participant). ``personal`` is the sealed envelope of the
+    commit's personal fields (schemas/sealing.py) between ``seal`` and the log; a decoded commit
+    has them back in place (or empty, once erased) and ``personal`` None.
     """
 
     commit_id: str
@@ -395,6 +411,7 @@ class Commit:
     causation: Causation
     events: tuple[Event, ...]
     stream: str = PARTICIPANT
+    personal: JSON | None = None
 
     @property
     def key(self) -> bytes:

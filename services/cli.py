@@ -372,6 +372,8 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         verify=args.verify,
         swap=not args.no_swap,
         resume=args.swap,  # --verify rebuilds: the code may have changed since
+        keys_url=settings.data_keys_url,
+        master_key=settings.encryption_key,
     )
     if args.read_models:
         opts.read_models = tuple(args.read_models)

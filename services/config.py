@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ class Settings:
     webhooks: WebhookSettings = WebhookSettings()
     scheduler_interval: float = 10.0  # seconds between expiry passes (docs/points-expiry.md)
     scheduler_batch: int = 500  # participants read per query of a pass
+    key_store_url: str | None = None
+    encryption_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -139,6 +142,8 @@ class Settings:
             webhooks=webhook_settings(env),
             scheduler_interval=_int(env, "GAMIFY_SCHEDULER_INTERVAL_MS", 10_000, minimum=50) / 1000,
             scheduler_batch=_int(env, "GAMIFY_SCHEDULER_BATCH", 500, minimum=1),
+            key_store_url=_database_url(env.get("GAMIFY_KEY_STORE_URL"), "GAMIFY_KEY_STORE_URL"),
+            encryption_key=_encryption_key(env),
         )
 
     @property
@@ -149,6 +154,19 @@ class Settings:
     def read_model_url(self) -> str:
         """The read-model database: GAMIFY_DATABASE_URL, or a SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'gamify.db'}"
+
+    @property
+    def data_keys_url(self) -> str:
+        """The data-key store (docs/erasure.md): GAMIFY_KEY_STORE_URL, else ``keys.db`` in the
+        data directory, or the schema ``gamify_keys`` of a PostgreSQL read-model database (a
+        fixed schema: a replay into another schema must find the same keys)."""
+        if self.key_store_url:
+            return self.key_store_url
+        if self.database_url and not self.database_url.startswith("sqlite:///"):
+            base, _, query = self.database_url.partition("?")
+            kept = [p for p in query.split("&") if p and not p.startswith("schema=")]
+            return f"{base}?{'&'.join([*kept, 'schema=gamify_keys'])}"
+        return f"sqlite:///{self.data_dir / 'keys.db'}"
 
     @property
     def inbound_topic(self) -> str:
@@ -303,9 +321,28 @@ def _rate_limits(env: Mapping[str, str]) -> RateLimitSettings:
         raise ConfigError(str(exc)) from None
 
 
-def _database_url(raw: str | None) -> str | None:
+def _database_url(raw: str | None, name: str = "GAMIFY_DATABASE_URL") -> str | None:
     if raw is None or raw.startswith(("sqlite:///", "postgresql://", "postgres://")):
         return raw
-    raise ConfigError(
-        "GAMIFY_DATABASE_URL: expected sqlite:///path/to/file.db or postgresql://user@host/db"
-    )
+    raise ConfigError(f"{name}: expected sqlite:///path/to/file.db or postgresql://user@host/db")
+
+
+def _encryption_key(env: Mapping[str, str]) -> bytes | None:
+    """GAMIFY_ENCRYPTION_KEY (base64 of 32 bytes) or the file GAMIFY_ENCRYPTION_KEY_FILE holds."""
+    raw = env.get("GAMIFY_ENCRYPTION_KEY")
+    name = "GAMIFY_ENCRYPTION_KEY"
+    if raw is None and "GAMIFY_ENCRYPTION_KEY_FILE" in env:
+        name = "GAMIFY_ENCRYPTION_KEY_FILE"
+        try:
+            raw = Path(env[name]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {env[name]!r}: {exc.strerror}") from exc
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected base64 of 32 random bytes") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{name}: expected base64 of 32 random bytes, got {len(key)} bytes")
+    return key

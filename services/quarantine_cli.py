@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from projections.data_keys import open_data_keys
 from projections.db import open_database
 from projections.participants.quarantine import (
     QUARANTINED,
@@ -57,8 +58,9 @@ def quarantine_command(
 ) -> int:
     """Run a ``gamify quarantine`` subcommand; ``log()`` opens the log for ``retry``."""
     db = open_database(settings.read_model_url)
+    keys = open_data_keys(settings.data_keys_url, master_key=settings.encryption_key)
     try:
-        store = participant_store(db)
+        store = participant_store(db, keys=keys)
         store.create_table()
         queries = QuarantineQueries(db)
         if args.quarantine_command == "list":
@@ -83,6 +85,7 @@ def quarantine_command(
             return OK
         return _retry(settings, store, queries, entries, log)
     finally:
+        keys.close()
         db.close()
 
 

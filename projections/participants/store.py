@@ -22,6 +22,7 @@ import projections.definitions.stream  # noqa: F401 - registers the definition s
 import projections.participants.features  # noqa: F401 - registers the engine features
 import projections.participants.stream  # noqa: F401 - registers the participant stream
 import projections.rewards.stream  # noqa: F401 - registers the reward stock stream
+from projections.data_keys import DataKeyStore
 from projections.db import Database, rows
 from projections.participants.projector import APPLIED, ParticipantRow, Write
 from projections.participants.schema import (
@@ -44,7 +45,7 @@ from projections.poison import (
 )
 from projections.streams import STREAMS, StreamProjection
 from schemas.codec import CodecError, decode, encode_event
-from schemas.events import Commit
+from schemas.events import Commit, ParticipantErased
 from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,17 @@ class ParticipantStore:
     recorder_kwargs: dict[str, Any] = {}
 
     def __init__(
-        self, db: Database, *, suffix: str = "", only: Callable[[Commit], bool] | None = None
+        self,
+        db: Database,
+        *,
+        suffix: str = "",
+        only: Callable[[Commit], bool] | None = None,
+        keys: DataKeyStore | None = None,
     ) -> None:
         self.db = db
         self.suffix = suffix
         self.only = only  # a repair folds only some participants' commits
+        self.keys = keys  # opens sealed personal fields; None reads them as erased
         self.names = table_names(suffix)
         super().__init__(db.datastore, **self.recorder_kwargs)  # type: ignore[call-arg]
 
@@ -214,9 +221,12 @@ class ParticipantStore:
     ) -> tuple[Commit | None, BaseException | None]:
         """The record's commit (None if unreadable) and why it is poison (None if it is not yet)."""
         try:
-            commit = decode(record.value)
+            commit = decode(record.value, self.keys)
         except CodecError as exc:
             return None, failure or exc
+        if self.keys is not None and any(type(e) is ParticipantErased for e in commit.events):
+            # Commits after it (even in this batch, decoded next) must not open with a cached key.
+            self.keys.forget(commit.tenant, commit.participant_id)
         try:
             check_storable(record.value)
         except ValueError as exc:
@@ -300,11 +310,16 @@ class PostgresParticipantStore(ParticipantStore, PostgresTrackingRecorder):
 
 
 def participant_store(
-    db: Database, *, suffix: str = "", only: Callable[[Commit], bool] | None = None
+    db: Database,
+    *,
+    suffix: str = "",
+    only: Callable[[Commit], bool] | None = None,
+    keys: DataKeyStore | None = None,
 ) -> ParticipantStore:
-    """The store class for the database's kind; ``suffix`` names a set of rebuild tables."""
+    """The store class for the database's kind; ``suffix`` names a set of rebuild tables;
+    ``keys`` open sealed personal fields (projections.data_keys)."""
     cls = SqliteParticipantStore if db.kind == "sqlite" else PostgresParticipantStore
-    return cls(db, suffix=suffix, only=only)
+    return cls(db, suffix=suffix, only=only, keys=keys)
 
 
 class _Batch:

@@ -114,6 +114,9 @@ MAPPING: dict[type[Event], tuple[str, Callable[[Any], JSON]]] = {
     RewardClaimed: ("reward.claimed", _reward),
 }
 EVENT_TYPES: tuple[str, ...] = tuple(t for t, _ in MAPPING.values())
+# Payload fields that carry personal data (docs/erasure.md) and their erased value: queued
+# deliveries of an erased participant are rewritten with these before they are sent.
+PERSONAL_FIELDS: dict[str, Any] = {"display_name": None, "reason": None, "metadata": {}}
 ALL = "*"  # a subscription to every type
 
 

@@ -18,10 +18,16 @@ from typing import Any
 import orjson
 
 from projections.db import Database, row, rows
-from projections.webhooks.mapping import NAMESPACE, subscribed, webhook_events
+from projections.webhooks.mapping import (
+    NAMESPACE,
+    PERSONAL_FIELDS,
+    subscribed,
+    webhook_events,
+)
 from schemas.codec import CodecError, decode
-from schemas.events import Commit
+from schemas.events import Commit, ParticipantErased
 from schemas.log import LogRecord
+from schemas.sealing import DataKeys
 
 KIND = "webhook"  # definition kind of a subscription
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -122,8 +128,9 @@ def _delivery(found: tuple[Any, ...]) -> Delivery:
 class Outbox:
     """Positions and deliveries (synchronous: call from a thread)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keys: DataKeys | None = None) -> None:
         self.db = db
+        self.keys = keys  # opens sealed personal fields for the payloads (schemas/sealing.py)
 
     def sql(self, text: str) -> str:
         return self.db.sql(text)
@@ -162,7 +169,7 @@ class Outbox:
             # (decoding every record again and naming its events would find no subscriber).
             any_subscription = self._any_subscription(c)
             commits = [
-                (r, cm) for r in fresh if any_subscription and (cm := _decoded(r)) is not None
+                (r, cm) for r in fresh if any_subscription and (cm := _decoded(r, self.keys)) is not None
             ]
             applied = self._applied(c, partition, commits)
             subs = self._subscriptions(c, sorted({cm.tenant for _, cm in applied}))
@@ -198,6 +205,9 @@ class Outbox:
                     ),
                     params,
                 )
+            for record, cm in applied:
+                if any(isinstance(e, ParticipantErased) for e in cm.events):
+                    self._erase_pending(c, cm, record)
             c.execute(
                 self.sql(
                     "UPDATE webhook_positions SET next_offset = ? "
@@ -206,6 +216,29 @@ class Outbox:
                 (fresh[-1].offset + 1, topic, partition),
             )
         return len(params)
+
+    def _erase_pending(self, c: Any, erased: Commit, record: LogRecord) -> None:
+        """Rewrite the participant's deliveries still queued from before its erasure, with their
+        personal fields emptied (mapping.PERSONAL_FIELDS); sent ones are the receivers' now."""
+        c.execute(
+            self.sql(
+                "SELECT delivery_id, body FROM webhook_deliveries WHERE tenant = ? "
+                "AND status = ? AND log_partition = ? AND log_offset < ?"
+            ),
+            (erased.tenant, PENDING, record.partition, record.offset),
+        )
+        changed = []
+        for found_id, body in rows(c):
+            payload = orjson.loads(body)
+            data = payload.get("data") or {}
+            if data.get("participant_id") != erased.participant_id:
+                continue
+            data.update({k: v for k, v in PERSONAL_FIELDS.items() if k in data})
+            changed.append((orjson.dumps(payload).decode(), found_id))
+        if changed:
+            c.executemany(
+                self.sql("UPDATE webhook_deliveries SET body = ? WHERE delivery_id = ?"), changed
+            )
 
     def _lock_position(self, c: Any, topic: str, partition: int) -> int:
         c.execute(
@@ -401,9 +434,9 @@ class Outbox:
             return int(row(c)[0])  # type: ignore[index]
 
 
-def _decoded(record: LogRecord) -> Commit | None:
+def _decoded(record: LogRecord, keys: DataKeys | None) -> Commit | None:
     try:
-        return decode(record.value)
+        return decode(record.value, keys)
     except CodecError:
         return None  # the projector quarantined it: no outcome, no webhook
 

@@ -21,6 +21,7 @@ from limits.aio.storage import RedisStorage
 
 from projections import runner
 from projections.api_keys.queries import ApiKeyQueries
+from projections.data_keys import open_data_keys
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor, SingleFlight
@@ -35,6 +36,7 @@ from projections.webhooks.outbox import Outbox
 from services import metrics
 from services.adapters.api_key_reader import ApiKeyStateReader
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.adapters.sealing_event_log import SealingEventLog
 from services.api import docs_views
 from services.api.access import access_middleware, stamp_response
 from services.api.auth import KeyRing
@@ -44,6 +46,7 @@ from services.api.issued_keys import IssuedKeys
 from services.api.keys import (
     api_key_queries_key,
     api_key_reader_key,
+    data_keys_key,
     definition_queries_key,
     definition_reader_key,
     deps_key,
@@ -112,6 +115,7 @@ def create_app(
     app[workers_key] = {}
     app[write_health_key] = WriteHealth()
     app[store_ping_key] = SingleFlight()
+    app.cleanup_ctx.append(data_keys_ctx)
     app.cleanup_ctx.append(read_model_ctx)
     app.cleanup_ctx.append(webhook_outbox_ctx)
     if event_log is not None:
@@ -142,9 +146,21 @@ def create_app(
     return app
 
 
+async def data_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    if settings.data_keys_url.startswith("sqlite:///"):
+        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+    keys = await asyncio.to_thread(
+        open_data_keys, settings.data_keys_url, master_key=settings.encryption_key
+    )
+    app[data_keys_key] = keys
+    yield
+    keys.close()
+
+
 async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     db = await asyncio.to_thread(open_database, app[settings_key].read_model_url)
-    store = participant_store(db)
+    store = participant_store(db, keys=app[data_keys_key])
     await asyncio.to_thread(store.create_table)
     queries = ParticipantQueries(db)
     topic = app[settings_key].participant_events_topic
@@ -153,7 +169,7 @@ async def read_model_ctx(app: web.Application) -> AsyncIterator[None]:
     app[definition_queries_key] = DefinitionQueries(db)
     app[definition_reader_key] = DefinitionStateReader(app[definition_queries_key])
     app[leaderboard_queries_key] = LeaderboardQueries(db)
-    app[past_queries_key] = PastQueries(db)
+    app[past_queries_key] = PastQueries(db, keys=app[data_keys_key])
     app[reward_queries_key] = RewardQueries(db)
     app[reward_stock_key] = RewardStockReader(app[reward_queries_key])
     app[api_key_queries_key] = ApiKeyQueries(db)
@@ -255,7 +271,7 @@ async def lag_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
     app[deps_key] = Deps(
-        log=app[log_key],  # type: ignore[arg-type]
+        log=SealingEventLog(app[log_key], app[data_keys_key]),
         reader=ReadModelReader(
             app[queries_key],
             app[definition_queries_key],
@@ -325,7 +341,7 @@ async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def webhook_outbox_ctx(app: web.Application) -> AsyncIterator[None]:
-    outbox = Outbox(app[store_key].db)
+    outbox = Outbox(app[store_key].db, keys=app[data_keys_key])
     await asyncio.to_thread(outbox.create_tables)
     app[webhook_outbox_key] = outbox
     yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from projections.api_keys.queries import ApiKeyQueries
+from projections.data_keys import DataKeyStore
 from projections.definitions.queries import DefinitionQueries
 from projections.lag import LagMonitor, SingleFlight
 from projections.leaderboards import LeaderboardQueries
@@ -46,3 +47,4 @@ issued_keys_key = web.AppKey("issued_keys_key", IssuedKeys)
 api_key_queries_key = web.AppKey("api_key_queries_key", ApiKeyQueries)
 api_key_reader_key = web.AppKey("api_key_reader_key", ApiKeyStateReader)
 webhook_outbox_key = web.AppKey("webhook_outbox_key", Outbox)
+data_keys_key = web.AppKey("data_keys_key", DataKeyStore)  # docs/erasure.md

@@ -11,6 +11,7 @@ from services.api import (
     command_views,
     docs_views,
     engine_views,
+    erasure_views,
     leaderboard_views,
     ops_views,
     participant_list_views,
@@ -54,6 +55,7 @@ ROUTES = [
     *api_key_views.ROUTES,  # before /admin/{resource}, which would match api-keys too
     *webhook_views.ROUTES,  # before /admin/{resource}, which would take /admin/webhooks
     *participant_list_views.ROUTES,  # before /admin/{resource}, which would take it too
+    *erasure_views.ROUTES,  # before /admin/{resource}/{id}, which would take participants
     web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
     web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
     web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),

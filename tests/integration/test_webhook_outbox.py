@@ -12,7 +12,15 @@ from projections.sources import StartPositions
 from projections.webhooks import dispatcher
 from projections.webhooks.outbox import Outbox
 from schemas.codec import encode
-from schemas.events import DEFINITION, Causation, Commit, DefinitionCreated, PointsAwarded
+from schemas.events import (
+    DEFINITION,
+    Causation,
+    Commit,
+    DefinitionCreated,
+    ParticipantErased,
+    ParticipantRegistered,
+    PointsAwarded,
+)
 from schemas.log import LogRecord
 
 TOPIC = "t"
@@ -42,9 +50,11 @@ def subscription(events: list[str], at: str = "2026-02-14T09:00:00Z") -> Commit:
     )
 
 
-def records(*commits: Commit | bytes) -> list[LogRecord]:
+def records(*commits: Commit | bytes | None) -> list[LogRecord]:
     return [
-        LogRecord(0, n, c if isinstance(c, bytes) else encode(c)) for n, c in enumerate(commits)
+        LogRecord(0, n, c if isinstance(c, bytes) else encode(c))  # type: ignore[arg-type]
+        for n, c in enumerate(commits)
+        if c is not None
     ]
 
 
@@ -246,3 +256,27 @@ async def test_the_sender_refuses_private_addresses_at_send_time_without_the_set
                     outbox.redeliver("acme", f"w{n}", found[n].delivery_id, 1000.0)
     finally:
         await runner.cleanup()
+
+
+def test_queued_deliveries_of_an_erased_participant_lose_their_personal_fields(
+    db: Database, store: ParticipantStore
+) -> None:
+    outbox = Outbox(db)
+    outbox.create_tables()
+    log = records(
+        subscription(["*"]),
+        commit("a", 0, ParticipantRegistered(display_name="Alice Secret")),
+        commit("b", 1, PointsAwarded("t1", 5, 5, "alice's reason", {"m": "alice"})),
+        commit("c", 0, PointsAwarded("t2", 5, 5, "bob's reason", {"m": "bob"}), pid="bob"),
+    )
+    store.apply_batch(TOPIC, 0, log)
+    outbox.record(TOPIC, 0, log, 1000.0)
+    erased = records(None, None, None, None, commit("d", 2, ParticipantErased()))  # offset 4
+    store.apply_batch(TOPIC, 0, erased)
+    outbox.record(TOPIC, 0, erased, 1001.0)
+    found, _ = outbox.page("acme", "w1", None, 1, 100)
+    bodies = " ".join(outbox.get("acme", "w1", d.delivery_id).body for d in found)  # type: ignore[union-attr]
+    for secret in ("Alice Secret", "alice's reason", '"m":"alice"'):
+        assert secret not in bodies, secret
+    assert "bob's reason" in bodies, "other participants' deliveries are left as they are"
+    assert '"amount":5' in bodies

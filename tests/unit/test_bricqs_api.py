@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from schemas import codec
 from services.adapters.memory_event_log import InMemoryEventLog
 from services.api.app import create_app
+from services.api.keys import data_keys_key
 from services.config import Settings, parse_api_keys
 
 BASE = "/api/v1/gamify"
@@ -28,9 +29,12 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient, InMemoryEven
         yield client, log
 
 
-def events_of(log: InMemoryEventLog, command: str) -> list[dict[str, Any]]:
-    commits = [orjson.loads(v) for v in log.values]
-    return [e for c in commits if c["causation"]["command"] == command for e in c["events"]]
+def events_of(client: TestClient, log: InMemoryEventLog, command: str) -> list[dict[str, Any]]:
+    """The events ``command`` left on the log, their sealed personal fields opened."""
+    commits = [codec.decode(v, client.app[data_keys_key]) for v in log.values]
+    return [
+        codec.encode_event(e) for c in commits if c.causation.command == command for e in c.events
+    ]
 
 
 async def test_reads_of_unknown_participants_write_nothing_to_the_log(
@@ -85,12 +89,12 @@ async def test_badge_metadata_tier_reason_and_award_expiry_reach_the_log(
     assert refused.status == 422
     assert (await refused.json())["detail"][0]["loc"] == ["body", "expires_at"]
 
-    badge = events_of(log, "badges.award")[-1]
+    badge = events_of(client, log, "badges.award")[-1]
     assert (badge["type"], badge["version"]) == ("BadgeEarned", 2)
     assert badge["data"]["metadata"] == {"campaign": "spring"}
-    tier = events_of(log, "tiers.assign")[-1]
+    tier = events_of(client, log, "tiers.assign")[-1]
     assert (tier["version"], tier["data"]["reason"]) == (2, "VIP promotion")
-    credit = events_of(log, "points.award")[-1]
+    credit = events_of(client, log, "points.award")[-1]
     assert credit["version"] == 3
     assert credit["data"]["expires_at"] == "2030-06-01T12:00:00Z"
     assert (credit["data"]["base_amount"], credit["data"]["multiplier"]) == (5, None)

@@ -45,6 +45,7 @@ from schemas.events import (
     DefinitionDeactivated,
     DefinitionUpdated,
     EventTracked,
+    ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsAwarded,
@@ -208,6 +209,7 @@ def realistic_commits() -> list[Commit]:
             RewardClaimed("claim-1", "reward-1", "Free coffee", "coupon", "CAFE-001", 50),
             PointsDeducted("tx-2", 50, 100, "reward:coffee", {"claim_id": "claim-1"}),
             PointsExpired("tx-3", "tx-1", 100, 0, at),
+            ParticipantErased(),
         ),
         commit(
             DEFINITION,
@@ -771,6 +773,9 @@ class Contract:
         response = resolved(documented)
         if "Idempotent-Replayed" in resp.headers:
             assert "Idempotent-Replayed" in response.get("headers", {}), f"{method} {path}"
+        if status == 204:
+            assert "content" not in response and not await resp.read(), f"{method} {path}"
+            return None
         media = response["content"].get(resp.content_type)
         assert media is not None, f"{method} {path} {status}: {resp.content_type} not documented"
         if resp.content_type != "application/json":
@@ -990,6 +995,11 @@ async def test_every_endpoint_answers_what_the_document_says(
     await call("GET", listing, 200, headers=ADMIN, query={"sort": "balance", "order": "asc"})
     await call("GET", listing, 403)
     await call("GET", listing, 422, headers=ADMIN, query={"sort": "age"})
+    erase = f"{BASE}/admin/participants/{{participant_id}}"
+    await call("DELETE", erase, 403, at=pid)
+    await call("DELETE", erase, 404, headers=ADMIN, at={"participant_id": "nobody"})
+    await call("DELETE", erase, 204, headers=ADMIN, at=pid)
+    assert (await call("GET", P, 200, at=pid))["display_name"] is None
 
     await call("GET", P, 404, at={"participant_id": "nobody"})
     await call("GET", P, 401, headers={}, at=pid)

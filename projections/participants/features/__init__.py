@@ -3,6 +3,7 @@
 from projections.participants.features import (  # noqa: F401 - imported to register
     badges,
     challenges,
+    erasure,
     events,
     expiry,
     leaderboards,
