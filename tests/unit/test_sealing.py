@@ -195,3 +195,51 @@ def test_an_older_event_version_is_opened_before_it_is_upcast() -> None:
         {"note": SECRETS[0]},
         50,
     )
+
+
+class CachedFakeKeys(FakeKeys):
+    def cached_write_key(self, tenant: str, participant_id: str) -> bool:
+        return (tenant, participant_id) in self.keys
+
+
+class ManyLog:
+    """A log that takes several commits at once (as KafkaEventLog.append_many does)."""
+
+    def __init__(self) -> None:
+        self.written: list[Commit] = []
+
+    async def append(self, commit: Commit) -> object:
+        self.written.append(commit)
+        return len(self.written) - 1
+
+    async def append_many(self, commits: list[Commit]) -> list[object]:
+        return [await self.append(commit) for commit in commits]
+
+
+@pytest.mark.parametrize("method", ["append", "append_many"])
+async def test_every_way_to_append_through_the_sealing_log_seals(method: str) -> None:
+    """The inbound processor appends a wave with append_many: that path must seal too."""
+    from services.adapters.sealing_event_log import SealingEventLog
+
+    inner = ManyLog()
+    log = SealingEventLog(inner, CachedFakeKeys())  # type: ignore[arg-type]
+    second = replace(COMMIT, commit_id="c-2", expected_version=1)
+    if method == "append":
+        for commit in (COMMIT, second):
+            await log.append(commit)
+    else:
+        await log.append_many([COMMIT, second])
+    raw = b"".join(encode(commit) for commit in inner.written)
+    assert len(inner.written) == 2
+    assert not [secret for secret in SECRETS if secret.encode() in raw]
+
+
+def test_the_sealing_log_refuses_to_pass_an_unknown_append_through() -> None:
+    from services.adapters.sealing_event_log import SealingEventLog
+
+    class Other(ManyLog):
+        async def append_batch(self, commits: list[Commit]) -> None: ...
+
+    log = SealingEventLog(Other(), CachedFakeKeys())  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="unsealed"):
+        log.append_batch  # noqa: B018
