@@ -20,18 +20,28 @@ class Progress:
     the waiters whose offset it passed. A waiter still unanswered after ``poll_interval``
     reads the stored position (an API process without a local projector, or a partition
     another process projects); the poll is shared: at most one per partition per interval,
-    however many requests wait (under load, one poll per waiter was more work than projecting).
+    however many requests wait (under load, one poll per waiter was more work than projecting),
+    and none for a partition the local projector advanced within ``LOCAL_FRESH`` seconds (it
+    projects that partition; the store cannot know more than it reports).
     """
+
+    LOCAL_FRESH = 1.0
 
     def __init__(self, read_position: PositionReader, *, poll_interval: float = 0.05) -> None:
         self._read_position = read_position
         self._poll_interval = poll_interval
         self._known: dict[int, int] = {}
         self._polled_at: dict[int, float] = {}
+        self._local_at: dict[int, float] = {}
         self._waiters: dict[int, list[tuple[int, int, asyncio.Future[None]]]] = {}
         self._order = itertools.count()
 
     def advance(self, partition: int, next_offset: int) -> None:
+        """The local projector committed ``partition`` up to ``next_offset`` (exclusive)."""
+        self._local_at[partition] = asyncio.get_running_loop().time()
+        self._advance(partition, next_offset)
+
+    def _advance(self, partition: int, next_offset: int) -> None:
         if next_offset <= self._known.get(partition, 0):
             return
         self._known[partition] = next_offset
@@ -59,12 +69,15 @@ class Progress:
                 now = loop.time()
                 if now >= deadline:
                     return False
-                due = self._polled_at.get(partition, began) + self._poll_interval
+                due = max(
+                    self._polled_at.get(partition, began) + self._poll_interval,
+                    self._local_at.get(partition, began - self.LOCAL_FRESH) + self.LOCAL_FRESH,
+                )
                 if now - began >= self._poll_interval and now >= due:
                     self._polled_at[partition] = now  # before the await: other waiters skip
                     stored = await asyncio.to_thread(self._read_position, partition)
                     if stored is not None:
-                        self.advance(partition, stored)
+                        self._advance(partition, stored)
                     continue
                 wake = min(deadline, max(due, began + self._poll_interval)) - now
                 await asyncio.wait((passed,), timeout=max(wake, 0.001))

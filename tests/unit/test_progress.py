@@ -46,3 +46,16 @@ async def test_a_position_never_reached_times_out() -> None:
     assert await progress.wait_for(LogPosition(0, 0), 0.05) is False
     progress.advance(0, 1)
     assert await progress.wait_for(LogPosition(0, 0), 0.05) is True
+
+
+async def test_a_partition_the_local_projector_advances_is_not_polled() -> None:
+    reads: list[int] = []
+    progress = Progress(lambda partition: reads.append(partition), poll_interval=0.01)
+    progress.advance(0, 1)
+    waiting = asyncio.ensure_future(progress.wait_for(LogPosition(0, 5), 5))
+    await asyncio.sleep(0.2)
+    assert reads == []
+    progress.advance(0, 6)
+    assert await asyncio.wait_for(waiting, 1) is True
+    assert await progress.wait_for(LogPosition(1, 0), 0.05) is False  # partition 1: polled
+    assert reads and set(reads) == {1}
