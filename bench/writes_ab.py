@@ -4,7 +4,8 @@ The writes figures of `bench.run --only writes` (closed-loop levels, then the op
 at half of the peak) against fresh, empty stores, so a before/after pair takes about a minute
 instead of building and projecting the 100,000-commit workload first. ``--env K=V`` passes
 settings to `gamify serve` (e.g. an A/B switch); ``--repeat`` alternates nothing, it only runs
-the same again so the spread shows. One JSON line per run on stdout.
+the same again so the spread shows. One JSON line per run on stdout, with the service's CPU
+time per award (warm-up included): on a shared machine it moves far less than the latencies.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from pathlib import Path
 
 from bench import writes as writes_bench
 from bench.env import GamifyServer, kafka_env, loadavg, stop_children
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     server.wait_ready()
                     load = loadavg()
+                    cpu = cpu_seconds(server.pid)
                     found = writes_bench.award_levels(
                         server.url, f"ab{run}_", args.pool, levels, args.seconds
                     )
+                    cpu = cpu_seconds(server.pid) - cpu
                 finally:
                     server.stop()
                 half = found["half_peak"]
+                served = sum(r["requests"] for r in found["levels"]) + half["requests"]
                 print(json.dumps({
                     "label": args.label, "kind": kind, "run": run, "load": load,
                     "peak_rps": round(found["peak_rps"]), "peak_c": found["peak_concurrency"],
@@ -63,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                 r["requests"] - r["ok"]) for r in found["levels"]],
                     "half_rate": half["target_rate"], "half_p50": half["p50_ms"],
                     "half_p99": half["p99_ms"], "half_bad": half["requests"] - half["ok"],
+                    "cpu_ms_per_award": round(1000 * cpu / max(1, served), 2),
                 }), flush=True)  # fmt: skip
     finally:
         stop_children()
