@@ -20,6 +20,8 @@ from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
 
+COMMIT_FLUSH_TIMEOUT = 5.0  # seconds stop() waits for the last offset commit
+
 
 class _Rebalance(ConsumerRebalanceListener):
     """Hands every new assignment to the source so it can seek to the store's positions."""
@@ -97,6 +99,8 @@ class KafkaLogSource:
         self._partitions: list[int] = []
         self._failure: BaseException | None = None
         self._joined = False
+        self._to_commit: dict[int, int] = {}
+        self._committing: asyncio.Task[None] | None = None
         self.own = OwnAppends()
         self.own.enabled = own_appends
 
@@ -194,21 +198,35 @@ class KafkaLogSource:
         return {}
 
     async def committed(self, positions: dict[int, int]) -> None:
-        """Commit the store's next offsets to the group, for lag metrics only; never raises."""
+        """Commit the store's next offsets to the group, for lag metrics only; never raises.
+
+        Returns at once: the commit (a broker round trip) runs in the background, at most one
+        at a time, with the latest positions; the projector never waits for it. ``stop()``
+        lets the last one finish.
+        """
         consumer = self._consumer
         if consumer is None or self.group_id is None or not positions:
             return
-        try:
-            assigned = consumer.assignment()
-            offsets = {
-                tp: offset
-                for tp, offset in ((TopicPartition(self.topic, p), o) for p, o in positions.items())
-                if tp in assigned
-            }
-            if offsets:
-                await consumer.commit(offsets)
-        except Exception as exc:
-            logger.warning("could not commit offsets %s of %s: %r", positions, self.topic, exc)
+        self._to_commit.update(positions)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_pending(consumer))
+
+    async def _commit_pending(self, consumer: AIOKafkaConsumer) -> None:
+        while self._to_commit:
+            positions, self._to_commit = self._to_commit, {}
+            try:
+                assigned = consumer.assignment()
+                offsets = {
+                    tp: offset
+                    for tp, offset in (
+                        (TopicPartition(self.topic, p), o) for p, o in positions.items()
+                    )
+                    if tp in assigned
+                }
+                if offsets:
+                    await consumer.commit(offsets)
+            except Exception as exc:
+                logger.warning("could not commit offsets %s of %s: %r", positions, self.topic, exc)
 
     async def end_offsets(self) -> dict[int, int]:
         """Next offset to be written, per partition of the topic."""
@@ -223,6 +241,11 @@ class KafkaLogSource:
         consumer, self._consumer = self._consumer, None
         self._joined = False
         self.own.revoked(list(self.own.next))
+        committing, self._committing = self._committing, None
+        if committing is not None and not committing.done():
+            await asyncio.wait((committing,), timeout=COMMIT_FLUSH_TIMEOUT)
+            committing.cancel()
+        self._to_commit = {}
         if consumer is not None:
             await consumer.stop()
 
