@@ -15,15 +15,27 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import writes as writes_bench
 from bench.env import GamifyServer, kafka_env, loadavg, stop_children
+from bench.reads import loadgen
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fixed_rate(url: str, prefix: str, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    """A warm-up, then one open-loop run at ``rate``: shaped like award_levels' result."""
+    common = ["--mode", "award", "--prefix", prefix, "--pool", str(args.pool)]
+    loadgen(url, [*common, "--concurrency", "4", "--seconds", "1", "--seed", "99"], 90)
+    half = loadgen(
+        url, [*common, "--rate", str(rate), "--seconds", str(args.seconds), "--seed", "7"], 90
+    )
+    return {"levels": [], "peak_rps": 0, "peak_concurrency": 0, "half_peak": half}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], metavar="K=V")
     parser.add_argument("--label", default="")
+    parser.add_argument("--rate", type=float, help="only an open-loop run at this rate (req/s)")
     args = parser.parse_args(argv)
     levels = tuple(int(x) for x in args.levels.split(","))
     extra = dict(item.split("=", 1) for item in args.env)
@@ -58,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
                     server.wait_ready()
                     load = loadavg()
                     cpu = cpu_seconds(server.pid)
-                    found = writes_bench.award_levels(
-                        server.url, f"ab{run}_", args.pool, levels, args.seconds
-                    )
+                    if args.rate:
+                        found = fixed_rate(server.url, f"ab{run}_", args, args.rate)
+                    else:
+                        found = writes_bench.award_levels(
+                            server.url, f"ab{run}_", args.pool, levels, args.seconds
+                        )
                     cpu = cpu_seconds(server.pid) - cpu
                 finally:
                     server.stop()

@@ -21,6 +21,7 @@ from schemas.log import LogRecord
 logger = logging.getLogger(__name__)
 
 COMMIT_FLUSH_TIMEOUT = 5.0  # seconds stop() waits for the last offset commit
+COMMIT_INTERVAL = 0.5  # seconds between offset commits (lag metrics only)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -100,6 +101,7 @@ class KafkaLogSource:
         self._failure: BaseException | None = None
         self._joined = False
         self._to_commit: dict[int, int] = {}
+        self._in_flight: dict[int, int] = {}
         self._committing: asyncio.Task[None] | None = None
         self.own = OwnAppends()
         self.own.enabled = own_appends
@@ -200,9 +202,10 @@ class KafkaLogSource:
     async def committed(self, positions: dict[int, int]) -> None:
         """Commit the store's next offsets to the group, for lag metrics only; never raises.
 
-        Returns at once: the commit (a broker round trip) runs in the background, at most one
-        at a time, with the latest positions; the projector never waits for it. ``stop()``
-        lets the last one finish.
+        Returns at once: the commit (a broker round trip) runs in the background, with the
+        latest positions, at most one per ``COMMIT_INTERVAL`` (a commit per batch competed with
+        the appends for the broker); the projector never waits for it. ``stop()`` commits
+        the last positions.
         """
         consumer = self._consumer
         if consumer is None or self.group_id is None or not positions:
@@ -214,19 +217,23 @@ class KafkaLogSource:
     async def _commit_pending(self, consumer: AIOKafkaConsumer) -> None:
         while self._to_commit:
             positions, self._to_commit = self._to_commit, {}
-            try:
-                assigned = consumer.assignment()
-                offsets = {
-                    tp: offset
-                    for tp, offset in (
-                        (TopicPartition(self.topic, p), o) for p, o in positions.items()
-                    )
-                    if tp in assigned
-                }
-                if offsets:
-                    await consumer.commit(offsets)
-            except Exception as exc:
-                logger.warning("could not commit offsets %s of %s: %r", positions, self.topic, exc)
+            self._in_flight = positions
+            await self._commit(consumer, positions)
+            self._in_flight = {}
+            await asyncio.sleep(COMMIT_INTERVAL)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, positions: dict[int, int]) -> None:
+        try:
+            assigned = consumer.assignment()
+            offsets = {
+                tp: offset
+                for tp, offset in ((TopicPartition(self.topic, p), o) for p, o in positions.items())
+                if tp in assigned
+            }
+            if offsets:
+                await consumer.commit(offsets)
+        except Exception as exc:
+            logger.warning("could not commit offsets %s of %s: %r", positions, self.topic, exc)
 
     async def end_offsets(self) -> dict[int, int]:
         """Next offset to be written, per partition of the topic."""
@@ -243,9 +250,12 @@ class KafkaLogSource:
         self.own.revoked(list(self.own.next))
         committing, self._committing = self._committing, None
         if committing is not None and not committing.done():
-            await asyncio.wait((committing,), timeout=COMMIT_FLUSH_TIMEOUT)
             committing.cancel()
-        self._to_commit = {}
+            await asyncio.wait((committing,))
+        last, self._to_commit, self._in_flight = {**self._in_flight, **self._to_commit}, {}, {}
+        if consumer is not None and last:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit(consumer, last), COMMIT_FLUSH_TIMEOUT)
         if consumer is not None:
             await consumer.stop()
 
