@@ -108,7 +108,7 @@ class KafkaLogSource:
 
     def offer(self, partition: int, offset: int, value: bytes) -> None:
         """An append of this process was acknowledged at ``partition``/``offset``."""
-        if self.topic and self._consumer is not None:
+        if self._consumer is not None:
             self.own.offer(partition, offset, value)
 
     async def start(self, start_positions: StartPositions) -> None:
@@ -195,9 +195,9 @@ class KafkaLogSource:
             offered.cancel()
             if not fetch.done():
                 fetch.cancel()  # records stay in the fetcher's buffer for the next read
-        with contextlib.suppress(asyncio.CancelledError):
-            return await fetch
-        return {}
+        if not fetch.done():
+            await asyncio.wait((fetch,))  # an outer cancellation still raises here
+        return {} if fetch.cancelled() else fetch.result()
 
     async def committed(self, positions: dict[int, int]) -> None:
         """Commit the store's next offsets to the group, for lag metrics only; never raises.
