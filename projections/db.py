@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import InterfaceError, OperationalError
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteDatastore
 
 SQLITE_PREFIX = "sqlite:///"
 SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -46,13 +46,20 @@ class Database:
         transaction (WAL: it never waits for the projector's writes). Waits at most 1 s for a
         lock (only while the file is being recovered or its journal mode changes).
         """
+        return self._inline_connection().execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    def inline_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Every row of a one-statement read, like ``inline_read`` (small results only)."""
+        return self._inline_connection().execute(sql, params).fetchall()
+
+    def _inline_connection(self) -> sqlite3.Connection:
         conn = self._inline.get(threading.get_ident())
         if conn is None:
             conn = sqlite3.connect(self.path or "", isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 1000")
             conn.execute("PRAGMA query_only = 1")
             self._inline[threading.get_ident()] = conn
-        return conn.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+        return conn
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Any]:
@@ -133,12 +140,36 @@ def _tuple(found: Any) -> tuple[Any, ...]:
     return tuple(found.values()) if isinstance(found, dict) else tuple(found)
 
 
+class _NormalSyncPool(SQLiteConnectionPool):
+    """SQLite connections with ``synchronous=NORMAL``: a commit writes the WAL without fsync.
+
+    The read models are derived from the log (DESIGN.md "Replay"): an OS crash or power loss
+    may take the last committed transactions with it, rows and their tracking position
+    together (WAL keeps the file consistent), and the projector applies those records again,
+    to the same rows. A process crash loses nothing. The log itself (Kafka with ``acks=all``,
+    or the embedded log.db, which keeps SQLite's FULL default) is what must be durable.
+    With FULL every projector batch paid an fsync (~9 ms on the benchmark machine).
+    """
+
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        conn._sqlite_conn.execute("PRAGMA synchronous = NORMAL")  # noqa: SLF001 - no other hook
+        return conn
+
+
 def open_database(url: str, *, pool_size: int = 8) -> Database:
-    """Open ``sqlite:///path/file.db`` or ``postgresql://user:pw@host:port/db?schema=name``."""
+    """Open ``sqlite:///path/file.db`` or ``postgresql://user:pw@host:port/db?schema=name``.
+
+    Only for read models (everything in them is rebuilt from the log): SQLite files are
+    opened with ``synchronous=NORMAL`` (see ``_NormalSyncPool``).
+    """
     if url.startswith(SQLITE_PREFIX):
         path = url.removeprefix(SQLITE_PREFIX)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         datastore = SQLiteDatastore(path, lock_timeout=30, pool_size=pool_size)
+        datastore.pool = _NormalSyncPool(
+            db_name=path, lock_timeout=30, pool_size=pool_size, max_overflow=10
+        )
         return Database("sqlite", datastore, path=path)
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):

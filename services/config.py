@@ -90,6 +90,7 @@ class Settings:
     kafka_security: KafkaSecurity = KafkaSecurity()
     kafka_group_instance_id: str | None = None
     inbound_max_records: int = 2_000
+    project_own_appends: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     write_timeout: float = 10.0
@@ -128,6 +129,7 @@ class Settings:
             kafka_security=kafka_security(env),
             kafka_group_instance_id=env.get("GAMIFY_KAFKA_GROUP_INSTANCE_ID"),
             inbound_max_records=_int(env, "GAMIFY_INBOUND_MAX_RECORDS", 2_000, minimum=1),
+            project_own_appends=_bool(env, "GAMIFY_PROJECT_OWN_APPENDS", True),
             http_host=env.get("GAMIFY_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "GAMIFY_HTTP_PORT", 8080, minimum=0),
             write_timeout=float(_int(env, "GAMIFY_WRITE_TIMEOUT_MS", 10_000, minimum=1)) / 1000,

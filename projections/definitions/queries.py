@@ -46,16 +46,20 @@ class DefinitionQueries(TableSql):
         """The definition whose id is ``ref``, else the one whose code is ``ref`` (ids win)."""
         return self.by_id(tenant, kind, ref) or self.by_code(tenant, kind, ref)
 
-    def active(self, tenant: str) -> list[DefinitionRow]:
-        """Every active definition of the tenant, of every kind (the engine's catalog)."""
+    def active(self, tenant: str, *, inline: bool = False) -> list[DefinitionRow]:
+        """Every active definition of the tenant, of every kind (the engine's catalog).
+
+        ``inline=True`` (SQLite only): one statement in the calling thread, no transaction
+        (``Database.inline_read``); a command reads this for every decision.
+        """
+        sql = self.sql(
+            f"SELECT {COLUMNS} FROM {{definitions}} "  # noqa: S608
+            "WHERE tenant = ? AND is_active = ? ORDER BY kind, created_at, code"
+        )
+        if inline:
+            return [definition_from_db(f) for f in self.db.inline_rows(sql, (tenant, True))]
         with self.db.transaction(commit=False) as c:
-            c.execute(
-                self.sql(
-                    f"SELECT {COLUMNS} FROM {{definitions}} "  # noqa: S608
-                    "WHERE tenant = ? AND is_active = ? ORDER BY kind, created_at, code"
-                ),
-                (tenant, True),
-            )
+            c.execute(sql, (tenant, True))
             return [definition_from_db(f) for f in rows(c)]
 
     def _one(self, where: str, params: tuple[object, ...]) -> DefinitionRow | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -14,19 +15,28 @@ from aiokafka.errors import KafkaError
 
 from projections.sources import StartPositions
 from projections.sources.kafka_group import remove_predecessors
+from projections.sources.own_appends import OwnAppends
 from schemas.log import LogRecord
 
 logger = logging.getLogger(__name__)
+
+COMMIT_FLUSH_TIMEOUT = 5.0  # seconds stop() waits for the last offset commit
+COMMIT_INTERVAL = 0.5  # seconds between offset commits (lag metrics only)
 
 
 class _Rebalance(ConsumerRebalanceListener):
     """Hands every new assignment to the source so it can seek to the store's positions."""
 
-    def __init__(self, on_assigned: Callable[[set[TopicPartition]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]],
+        on_revoked: Callable[[set[TopicPartition]], None],
+    ) -> None:
         self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        self._on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._on_assigned(assigned)
@@ -56,6 +66,9 @@ class KafkaLogSource:
         group_instance_id: Static group membership (KIP-345): a restarted member with the
             same id takes its partitions back at once instead of after the session timeout.
         topic_wait: Seconds ``start()`` waits for the topic to exist.
+        fetch_max_wait_ms: The consumer's fetch.max.wait.ms.
+        own_appends: Hand this process's acknowledged appends (``offer``) to the reader
+            without waiting for the fetch (see ``own_appends``); off, ``offer`` does nothing.
         connection: TLS/SASL options given to every aiokafka client this source makes.
     """
 
@@ -70,6 +83,7 @@ class KafkaLogSource:
         group_instance_id: str | None = None,
         topic_wait: float = 30.0,
         fetch_max_wait_ms: int = 20,
+        own_appends: bool = False,
         connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -86,6 +100,16 @@ class KafkaLogSource:
         self._partitions: list[int] = []
         self._failure: BaseException | None = None
         self._joined = False
+        self._to_commit: dict[int, int] = {}
+        self._in_flight: dict[int, int] = {}
+        self._committing: asyncio.Task[None] | None = None
+        self.own = OwnAppends()
+        self.own.enabled = own_appends
+
+    def offer(self, partition: int, offset: int, value: bytes) -> None:
+        """An append of this process was acknowledged at ``partition``/``offset``."""
+        if self._consumer is not None:
+            self.own.offer(partition, offset, value)
 
     async def start(self, start_positions: StartPositions) -> None:
         """Wait for the topic, then subscribe (group) or assign every partition (replay)."""
@@ -117,7 +141,8 @@ class KafkaLogSource:
         self._consumer = consumer
         try:
             if self.group_id is not None:
-                consumer.subscribe([self.topic], listener=_Rebalance(self._on_assigned))
+                listener = _Rebalance(self._on_assigned, self._on_revoked)
+                consumer.subscribe([self.topic], listener=listener)
             else:
                 tps = [TopicPartition(self.topic, p) for p in self._partitions]
                 consumer.assign(tps)
@@ -131,26 +156,73 @@ class KafkaLogSource:
         """Up to ``max_records`` records by partition, waiting at most ``timeout`` seconds."""
         consumer = self._require_consumer()
         self._raise_failure()
-        fetched = await consumer.getmany(
-            timeout_ms=max(0, int(timeout * 1000)), max_records=max_records
-        )
+        if not self.own.enabled:
+            fetched = await consumer.getmany(
+                timeout_ms=max(0, int(timeout * 1000)), max_records=max_records
+            )
+        else:
+            fetched = await self._fetch_or_own(consumer, max_records, timeout)
         # Positioning runs inside getmany (rebalance); never hand out records read from
         # positions the store did not choose.
         self._raise_failure()
-        return {
-            tp.partition: [
-                LogRecord(tp.partition, r.offset, r.value if r.value is not None else b"")
-                for r in records
-            ]
-            for tp, records in fetched.items()
-            if records
-        }
+        return self.own.merge(
+            {
+                tp.partition: [
+                    LogRecord(tp.partition, r.offset, r.value if r.value is not None else b"")
+                    for r in records
+                ]
+                for tp, records in fetched.items()
+                if records
+            },
+            max_records,
+        )
+
+    async def _fetch_or_own(
+        self, consumer: AIOKafkaConsumer, max_records: int, timeout: float
+    ) -> dict[TopicPartition, list[Any]]:
+        """Fetched records, waiting up to ``timeout`` unless an own append is ready first."""
+        self.own.offered.clear()
+        fetched = await consumer.getmany(timeout_ms=0, max_records=max_records)
+        if fetched or self.own.has_ready() or timeout <= 0:
+            return fetched
+        fetch = asyncio.ensure_future(
+            consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        )
+        offered = asyncio.ensure_future(self.own.offered.wait())
+        try:
+            await asyncio.wait((fetch, offered), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            offered.cancel()
+            if not fetch.done():
+                fetch.cancel()  # records stay in the fetcher's buffer for the next read
+        if not fetch.done():
+            await asyncio.wait((fetch,))  # an outer cancellation still raises here
+        return {} if fetch.cancelled() else fetch.result()
 
     async def committed(self, positions: dict[int, int]) -> None:
-        """Commit the store's next offsets to the group, for lag metrics only; never raises."""
+        """Commit the store's next offsets to the group, for lag metrics only; never raises.
+
+        Returns at once: the commit (a broker round trip) runs in the background, with the
+        latest positions, at most one per ``COMMIT_INTERVAL`` (a commit per batch competed with
+        the appends for the broker); the projector never waits for it. ``stop()`` commits
+        the last positions.
+        """
         consumer = self._consumer
         if consumer is None or self.group_id is None or not positions:
             return
+        self._to_commit.update(positions)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_pending(consumer))
+
+    async def _commit_pending(self, consumer: AIOKafkaConsumer) -> None:
+        while self._to_commit:
+            positions, self._to_commit = self._to_commit, {}
+            self._in_flight = positions
+            await self._commit(consumer, positions)
+            self._in_flight = {}
+            await asyncio.sleep(COMMIT_INTERVAL)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, positions: dict[int, int]) -> None:
         try:
             assigned = consumer.assignment()
             offsets = {
@@ -175,6 +247,15 @@ class KafkaLogSource:
         """Leave the group and close connections."""
         consumer, self._consumer = self._consumer, None
         self._joined = False
+        self.own.revoked(list(self.own.next))
+        committing, self._committing = self._committing, None
+        if committing is not None and not committing.done():
+            committing.cancel()
+            await asyncio.wait((committing,))
+        last, self._to_commit, self._in_flight = {**self._in_flight, **self._to_commit}, {}, {}
+        if consumer is not None and last:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit(consumer, last), COMMIT_FLUSH_TIMEOUT)
         if consumer is not None:
             await consumer.stop()
 
@@ -186,6 +267,9 @@ class KafkaLogSource:
     def partitions(self) -> Sequence[int]:
         """Partitions of the topic as seen when the source started."""
         return tuple(self._partitions)
+
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.own.revoked(tp.partition for tp in revoked if tp.topic == self.topic)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
@@ -210,6 +294,7 @@ class KafkaLogSource:
             # Offset 0 is the beginning; if retention removed it, auto_offset_reset="earliest"
             # moves to the first offset still on the log.
             consumer.seek(tp, positions.get(tp.partition, 0))
+        self.own.assigned({tp.partition: positions.get(tp.partition, 0) for tp in tps})
 
     async def _wait_for_topic(self) -> list[int]:
         """The topic's partitions, once it exists; asks without naming it until then."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -99,6 +99,8 @@ class KafkaEventLog:
         idempotence: Enable the idempotent producer (needs broker support for InitProducerId).
         client_id: Client id reported to the broker.
         connection: TLS/SASL client options (services.adapters.kafka_clients.client_options).
+        on_appended: Called with (partition, offset, value bytes) once an append is
+            acknowledged; ``serve`` hands it to its own projector (projections.sources.own_appends).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class KafkaEventLog:
         idempotence: bool = True,
         client_id: str = "gamify-api",
         connection: Mapping[str, Any] | None = None,
+        on_appended: Callable[[int, int, bytes], None] | None = None,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
@@ -121,6 +124,7 @@ class KafkaEventLog:
         self.connection = dict(connection or {})
         self.idempotence = idempotence
         self.client_id = client_id
+        self.on_appended = on_appended
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -158,12 +162,12 @@ class KafkaEventLog:
         """Durably append one commit (one record) and return where it landed."""
         if self._producer is None:
             raise RuntimeError("KafkaEventLog.append() called before start()")
+        value = codec.encode(commit)
         metadata = await self._producer.send_and_wait(
-            self.topic,
-            codec.encode(commit),
-            key=commit.key,
-            headers=codec.headers(commit),
+            self.topic, value, key=commit.key, headers=codec.headers(commit)
         )
+        if self.on_appended is not None:
+            self.on_appended(metadata.partition, metadata.offset, value)
         return LogPosition(metadata.partition, metadata.offset)
 
     async def append_many(self, commits: Sequence[Commit]) -> list[LogPosition]:

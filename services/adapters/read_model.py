@@ -45,7 +45,10 @@ class ReadModelReader:
             hit = self._catalogs.get(tenant)
             if hit is not None and hit[0] == seen and time.monotonic() - hit[1] < CATALOG_TTL:
                 return hit[2]
-        rows = await asyncio.to_thread(self.definitions.active, tenant)
+        if self.queries.inline:  # SQLite: cheaper on the loop than a thread hop
+            rows = self.definitions.active(tenant, inline=True)
+        else:
+            rows = await asyncio.to_thread(self.definitions.active, tenant)
         catalog = Catalog.of((r.kind, r.id, r.code, r.body) for r in rows)
         if seen is not None:
             self._catalogs[tenant] = (seen, time.monotonic(), catalog)

@@ -239,7 +239,7 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[log_key], app[end_offsets_key] = log, end_offsets
     reader = KafkaLogReader(bootstrap, settings.participant_events_topic, connection=connection)
     app[log_reader_key] = reader
-    app[source_key] = KafkaLogSource(
+    app[source_key] = source = KafkaLogSource(
         bootstrap,
         settings.participant_events_topic,
         # Names this process, so that its restart can remove the member a crash left behind.
@@ -248,7 +248,9 @@ async def kafka_log_ctx(app: web.Application) -> AsyncIterator[None]:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         connection=connection,
         group_instance_id=settings.kafka_group_instance_id,
+        own_appends=settings.project_own_appends,
     )
+    log.on_appended = source.offer
     yield
     await reader.stop()
     await end_offsets.stop()

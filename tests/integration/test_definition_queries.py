@@ -43,3 +43,17 @@ def test_tiers_are_listed_by_level_and_found_by_id_or_code(
     assert queries.by_id_or_code("acme", "badge", "id-z").code == "z"  # type: ignore[union-attr]
     assert queries.by_id_or_code("acme", "tier", "nope") is None
     assert queries.by_id_or_code("globex", "tier", "c") is None
+
+
+def test_the_active_catalog_reads_the_same_inline_as_in_a_transaction(
+    db: Database, store: ParticipantStore
+) -> None:
+    put(db, "tier", "gold", "id-gold", {"name": "gold", "level": 3})
+    put(db, "badge", "first", "id-first", {"name": "first"})
+    queries = DefinitionQueries(db)
+    pooled = queries.active("acme")
+    assert [d.code for d in pooled] == ["first", "gold"]
+    if db.kind == "sqlite":
+        assert queries.active("acme", inline=True) == pooled
+        put(db, "badge", "second", "id-second", {"name": "second"})
+        assert [d.code for d in queries.active("acme", inline=True)] == ["first", "second", "gold"]

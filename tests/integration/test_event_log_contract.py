@@ -162,6 +162,20 @@ class TestEmbeddedLog(EventLogContract):
             [record] = await read_all(new_source(), 1)
         assert decode(record.value) == commit
 
+    async def test_concurrent_appends_are_written_together_each_at_its_own_offset(
+        self, tmp_path: Path
+    ) -> None:
+        commits = [make_commit(f"u{i}", 0) for i in range(40)]
+        again = commits[3]  # a commit appended twice in one group: one record, one position
+        async with self.opened() as (log, new_source):
+            await log.append(make_commit("first", 0))
+            positions = await asyncio.gather(*(log.append(c) for c in [*commits, again]))
+            got = await read_all(new_source(), len(commits) + 1)
+        by_offset = {r.offset: decode(r.value) for r in got}
+        assert [by_offset[p.offset] for p in positions] == [*commits, again]
+        assert positions[3] == positions[-1]
+        assert sorted(p.offset for p in positions[:-1]) == list(range(1, 41))
+
 
 class TestKafkaLog(EventLogContract):
     @pytest.fixture(autouse=True)

@@ -367,3 +367,72 @@ async def test_appends_land_on_the_java_partition(kafka_broker: Broker, kafka_to
     assert {k: p.partition for k, p in positions.items()} == {
         k: java_choice(k, 7) for k in positions
     }
+
+
+async def test_own_appends_reach_the_source_at_once_and_match_the_log(
+    kafka_broker: Broker, kafka_topic: str
+) -> None:
+    """A serve process's acknowledged appends are handed out without the fetch, in log order.
+
+    Two producers interleave (only one hands its appends over), appends go concurrently (so
+    the client batches them): every offset is read exactly once, with the log's bytes.
+    """
+    source = KafkaLogSource(
+        kafka_broker.bootstrap,
+        kafka_topic,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        session_timeout_ms=session_ms(kafka_broker),
+        own_appends=True,
+    )
+    ours = await started_log(kafka_broker, kafka_topic, 3)
+    other = await started_log(kafka_broker, kafka_topic, 3)
+    ours.on_appended = source.offer
+    await source.start(starting_at({}, []))
+    found: dict[int, list[LogRecord]] = defaultdict(list)
+    try:
+        deadline = time.monotonic() + 20
+        while not source.joined:
+            assert time.monotonic() < deadline, "the group never assigned the partitions"
+            assert not await source.read(500, 0.2)
+        total = 0
+        for n in range(6):
+            batch = [ours.append(make_commit(f"p{i}", n)) for i in range(30)]
+            if n % 2:
+                batch += [other.append(make_commit(f"q{i}", n)) for i in range(10)]
+            await asyncio.gather(*batch)
+            total += len(batch)
+            for partition, records in (await source.read(500, 0.5)).items():
+                found[partition].extend(records)
+        await read_count(source, found, total)
+        assert source.own.handed > 0, "no append was handed over without the fetch"
+        # Let the consumer fetch every handed-out record back: their bytes are compared.
+        for _ in range(5):
+            assert not await source.read(500, 0.2)
+        assert not source.own._unconfirmed, "handed-out records were never fetched back"
+    finally:
+        await source.stop()
+        await ours.stop()
+        await other.stop()
+    for partition, records in found.items():
+        assert [r.offset for r in records] == list(range(len(records))), partition
+    check = KafkaLogSource(kafka_broker.bootstrap, kafka_topic, group_id=None)
+    await check.start(starting_at({}, []))
+    log: dict[int, list[LogRecord]] = defaultdict(list)
+    try:
+        await read_count(check, log, total)
+    finally:
+        await check.stop()
+    assert {p: [r.value for r in rs] for p, rs in log.items()} == {
+        p: [r.value for r in rs] for p, rs in found.items()
+    }
+
+
+async def read_count(
+    source: KafkaLogSource, found: dict[int, list[LogRecord]], total: int, timeout: float = 20
+) -> None:
+    """Read into ``found`` until it holds ``total`` records (tansu's end offsets count batches)."""
+    deadline = time.monotonic() + timeout
+    while sum(map(len, found.values())) < total:
+        assert time.monotonic() < deadline, f"read {sum(map(len, found.values()))} of {total}"
+        for partition, records in (await source.read(500, 0.2)).items():
+            found[partition].extend(records)

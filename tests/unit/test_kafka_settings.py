@@ -27,6 +27,11 @@ def test_defaults_work_on_a_one_broker_cluster() -> None:
     assert topic_policy(s) == TopicPolicy(1, 1, False)
 
 
+def test_serve_projects_its_own_appends_unless_turned_off() -> None:
+    assert settings().project_own_appends is True
+    assert settings(GAMIFY_PROJECT_OWN_APPENDS="false").project_own_appends is False
+
+
 def test_production_replication_and_the_override() -> None:
     s = settings(
         GAMIFY_KAFKA_REPLICATION_FACTOR="3",
