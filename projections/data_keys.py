@@ -261,7 +261,9 @@ def open_data_keys(
     if must_exist and url.startswith(SQLITE_PREFIX):
         if not Path(url.removeprefix(SQLITE_PREFIX)).exists():
             raise KeyStoreError(f"no data-key store at {url}: set GAMIFY_KEY_STORE_URL")
-    store = DataKeyStore(open_database(url, pool_size=4), master_key=master_key, ttl=ttl)
+    store = DataKeyStore(
+        open_database(url, pool_size=4, derived=False), master_key=master_key, ttl=ttl
+    )
     if must_exist and store.db.kind == "postgres":
         with store.db.transaction(commit=False) as c:
             c.execute("SELECT to_regclass(%s) AS found", (TABLE,))

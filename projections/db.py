@@ -157,19 +157,22 @@ class _NormalSyncPool(SQLiteConnectionPool):
         return conn
 
 
-def open_database(url: str, *, pool_size: int = 8) -> Database:
+def open_database(url: str, *, pool_size: int = 8, derived: bool = True) -> Database:
     """Open ``sqlite:///path/file.db`` or ``postgresql://user:pw@host:port/db?schema=name``.
 
-    Only for read models (everything in them is rebuilt from the log): SQLite files are
-    opened with ``synchronous=NORMAL`` (see ``_NormalSyncPool``).
+    ``derived``: everything in it is rebuilt from the log (read models), so SQLite files are
+    opened with ``synchronous=NORMAL`` (see ``_NormalSyncPool``). A store the log cannot
+    rebuild (the data keys of ``projections.data_keys``) passes ``derived=False`` and keeps
+    SQLite's FULL default: a key, or its destruction, is never lost to a power cut.
     """
     if url.startswith(SQLITE_PREFIX):
         path = url.removeprefix(SQLITE_PREFIX)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         datastore = SQLiteDatastore(path, lock_timeout=30, pool_size=pool_size)
-        datastore.pool = _NormalSyncPool(
-            db_name=path, lock_timeout=30, pool_size=pool_size, max_overflow=10
-        )
+        if derived:
+            datastore.pool = _NormalSyncPool(
+                db_name=path, lock_timeout=30, pool_size=pool_size, max_overflow=10
+            )
         return Database("sqlite", datastore, path=path)
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):

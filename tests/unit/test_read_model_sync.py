@@ -1,4 +1,5 @@
-"""Read-model SQLite files commit without fsync (synchronous=NORMAL); the embedded log keeps FULL."""
+"""Read-model SQLite files commit without fsync (synchronous=NORMAL); the embedded log and the
+data-key store keep FULL."""
 
 from __future__ import annotations
 
@@ -30,3 +31,16 @@ def test_the_embedded_log_still_syncs_every_commit(tmp_path: Path) -> None:
             assert c.fetchone()[0] == FULL
     finally:
         log.close()
+
+
+def test_the_data_key_store_syncs_every_commit(tmp_path: Path) -> None:
+    """Keys are not derived from the log: a key, or its destruction, must survive a power cut."""
+    from projections.data_keys import open_data_keys
+
+    store = open_data_keys(f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        with store.db.transaction(commit=False) as c:
+            c.execute("PRAGMA synchronous")
+            assert c.fetchone()[0] == FULL
+    finally:
+        store.close()
