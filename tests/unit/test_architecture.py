@@ -98,3 +98,11 @@ def test_the_domain_never_reads_the_clock_or_makes_ids() -> None:
         and node.func.attr in CLOCK_CALLS
     ]
     assert calls == []
+
+
+def test_no_two_test_files_share_a_name() -> None:
+    """pytest imports test modules by basename (no packages under tests/): two files with one
+    name stop the whole run at collection ("import file mismatch")."""
+    root = Path(__file__).resolve().parents[1]
+    names = [p.name for p in root.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

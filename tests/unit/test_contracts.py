@@ -1017,5 +1017,5 @@ async def test_every_endpoint_answers_what_the_document_says(
     for raw in written:
         assert errors_of(validator, raw) == [], raw["causation"]["command"]
     types = {e["type"] for raw in written for e in raw["events"]}
-    # compensation and the scheduler's expiry (tests/e2e/test_points_expiry.py): not reached here
+    # compensation and the scheduler's expiry (tests/e2e/test_points_expiry_http.py): not reached here
     assert types == set(EVENT_CLASSES) - {"RewardCodeReleased", "PointsExpired"}
