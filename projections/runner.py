@@ -94,8 +94,10 @@ async def run(
         nonlocal inflight
         if inflight is None:
             return
-        task, inflight = inflight, None
-        await task
+        # Shielded: a cancelled runner must not return while a worker thread still writes
+        # (the caller may close the database); ``finally`` below waits for it instead.
+        await asyncio.shield(inflight)
+        inflight = None
         await source.committed({p: n for p, n in stats.positions.items() if p in task_partitions})
 
     task_partitions: set[int] = set()
@@ -119,8 +121,8 @@ async def run(
     finally:
         if inflight is not None:  # an error or cancellation: let the transaction in flight end
             await asyncio.wait([inflight])
-            if not inflight.cancelled():
-                inflight.exception()  # retrieved: the error that ended the loop is raised
+            if not inflight.cancelled() and inflight.exception() is not None:
+                logger.warning("batch in flight failed too: %r", inflight.exception())
         await source.stop()
     return stats
 
