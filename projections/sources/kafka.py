@@ -57,6 +57,8 @@ class KafkaLogSource:
             same id takes its partitions back at once instead of after the session timeout.
         topic_wait: Seconds ``start()`` waits for the topic to exist.
         connection: TLS/SASL options given to every aiokafka client this source makes.
+        only_partitions: Without a group, read only these partitions (one of several processes
+            that split a replay or a benchmark by partition); None: every partition.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class KafkaLogSource:
         topic_wait: float = 30.0,
         fetch_max_wait_ms: int = 20,
         connection: Mapping[str, Any] | None = None,
+        only_partitions: Sequence[int] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.connection = dict(connection or {})
@@ -81,6 +84,7 @@ class KafkaLogSource:
         self.group_instance_id = group_instance_id
         self.topic_wait = topic_wait
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.only_partitions = None if only_partitions is None else sorted(set(only_partitions))
         self._consumer: AIOKafkaConsumer | None = None
         self._start_positions: StartPositions | None = None
         self._partitions: list[int] = []
@@ -119,7 +123,10 @@ class KafkaLogSource:
             if self.group_id is not None:
                 consumer.subscribe([self.topic], listener=_Rebalance(self._on_assigned))
             else:
-                tps = [TopicPartition(self.topic, p) for p in self._partitions]
+                mine = self._partitions
+                if self.only_partitions is not None:
+                    mine = [p for p in mine if p in self.only_partitions]
+                tps = [TopicPartition(self.topic, p) for p in mine]
                 consumer.assign(tps)
                 await self._seek(consumer, tps)
                 self._joined = True
