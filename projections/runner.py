@@ -47,6 +47,7 @@ async def run(
     on_advance: Callable[[int, int], None] | None = None,
     until: dict[int, int] | None = None,
     max_records: int = 1000,
+    catch_up_records: int | None = 5000,
     poll_timeout: float = 0.2,
     projection: str = "participants",
 ) -> RunStats:
@@ -61,6 +62,13 @@ async def run(
     transaction per partition batch with its position: the store's guarantees are unchanged.
     At most one batch is in flight; ``stop`` or ``until`` ends the loop after it is committed.
     An error of the batch in flight ends the loop at the next read (at most ``poll_timeout``).
+
+    Reads ask for ``max_records``; after a read that came back full (a backlog: a restart, a
+    burst, a replay) the next asks for up to ``catch_up_records``, so a backlog is applied in
+    fewer, bigger transactions (each participant row written once per batch, not once per few
+    commits). A read that comes back short returns to ``max_records``: once caught up, batches
+    stay small and a waiter's commit is not held behind a big transaction. None: always
+    ``max_records``.
     """
     stats = RunStats()
     ahead: dict[int, int] = {}  # next offset per partition as read (applied or in flight)
@@ -101,10 +109,13 @@ async def run(
         await source.committed({p: n for p, n in stats.positions.items() if p in task_partitions})
 
     task_partitions: set[int] = set()
+    limit = max_records
     await source.start(start_positions)
     try:
         while not stop.is_set() and not _reached(ahead, until):
-            batch = {p: r for p, r in (await source.read(max_records, poll_timeout)).items() if r}
+            batch = {p: r for p, r in (await source.read(limit, poll_timeout)).items() if r}
+            full = sum(map(len, batch.values())) >= limit
+            limit = max(max_records, catch_up_records or 0) if full else max_records
             if inflight is not None and inflight.done():
                 await settle()  # raises what it raised; reports its positions to the source
             if not batch:

@@ -124,6 +124,7 @@ async def test_batches_apply_in_order_and_the_next_is_prepared_meanwhile() -> No
         on_advance=on_advance,
         until={0: 50, 1: 30},
         max_records=10,
+        catch_up_records=None,
         poll_timeout=0.01,
     )
     assert store.positions == {0: 50, 1: 30}
@@ -147,6 +148,7 @@ async def test_an_error_of_the_batch_in_flight_stops_the_runner() -> None:
             asyncio.Event(),
             until={0: 100},
             max_records=10,
+            catch_up_records=None,
             poll_timeout=0.01,
         )
     assert store.positions == {0: 30}  # nothing after the failed batch was applied
@@ -183,3 +185,29 @@ async def test_a_cancelled_runner_returns_only_after_the_thread_finished() -> No
         await task
     assert store.applying == 0  # the caller may now close the database safely
     assert source.stopped
+
+
+async def test_a_full_read_asks_for_more_and_a_short_one_returns_to_max_records() -> None:
+    source = MemorySource({0: records(0, 100)})
+    asked: list[int] = []
+    read = source.read
+
+    async def counting(max_records: int, timeout: float) -> dict[int, list[LogRecord]]:
+        asked.append(max_records)
+        return await read(max_records, timeout)
+
+    source.read = counting  # type: ignore[method-assign]
+    store = RecordingStore(delay=0.0)
+    await runner.run(
+        source,
+        store,  # type: ignore[arg-type]
+        asyncio.Event(),
+        until={0: 100},
+        max_records=10,
+        catch_up_records=40,
+        poll_timeout=0.01,
+    )
+    # 10 (full) -> 40 (full) -> 40 (full) -> 40 (10 left: short, done)
+    assert asked == [10, 40, 40, 40]
+    assert [what for what, _, first in store.log if what == "begin"] == ["begin"] * 4
+    assert store.positions == {0: 100}
