@@ -2,8 +2,9 @@
 
 The fast workload's records (``bench.apply_profile``) are served by an in-memory source, up to
 ``--batch`` records per partition per read, as aiokafka hands them out; ``runner.run`` (the
-pipeline) and a copy of the loop it replaced project them into fresh stores, alternating, so the
-machine's load shifts both alike. Prints records/s and the process CPU seconds per wall second
+pipeline: ``pipelined``, or ``decode-ahead`` with ``decode_ahead=True``) and a copy of the loop
+it replaced (``sequential``) project them into fresh stores, alternating, so the machine's load
+shifts both alike. Prints records/s and the process CPU seconds per wall second
 (above 1.0: more than one core was used).
 
     python -m bench.pipeline_ab                         # SQLite, 3 rounds
@@ -80,13 +81,6 @@ async def sequential(source: MemorySource, store: Any, until: dict[int, int], ba
             positions[partition] = records[-1].offset + 1
 
 
-class _NoPrepare:
-    """The store without ``prepare``: the runner overlaps reading only, decoding stays inside."""
-
-    def __init__(self, store: Any) -> None:
-        self.apply_batch, self.next_offsets = store.apply_batch, store.next_offsets
-
-
 def one(kind: str, mode: str, todo: dict[int, list[LogRecord]], batch: int) -> tuple[float, float]:
     """(records/s, CPU seconds per wall second) of one projection into a fresh store."""
     schema = None
@@ -104,9 +98,11 @@ def one(kind: str, mode: str, todo: dict[int, list[LogRecord]], batch: int) -> t
         until = {p: len(found) for p, found in todo.items()}
         source = MemorySource(todo)
         cpu, wall = os.times(), time.perf_counter()
-        if mode in ("pipelined", "no-prepare"):
-            target = store if mode == "pipelined" else _NoPrepare(store)
-            coro = runner.run(source, target, asyncio.Event(), until=until, max_records=batch)
+        if mode in ("pipelined", "decode-ahead"):
+            ahead = mode == "decode-ahead"
+            coro = runner.run(
+                source, store, asyncio.Event(), until=until, max_records=batch, decode_ahead=ahead
+            )
             asyncio.run(coro)
         else:
             asyncio.run(sequential(source, store, until, batch))
@@ -129,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=FAST.events)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", default="sequential,pipelined", help="also: no-prepare")
+    parser.add_argument("--modes", default="sequential,pipelined", help="also: decode-ahead")
     args = parser.parse_args(argv)
     todo = records_of(args.participants, args.events, FAST.partitions)
     results: dict[str, list[tuple[float, float]]] = {}

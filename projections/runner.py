@@ -48,6 +48,7 @@ async def run(
     until: dict[int, int] | None = None,
     max_records: int = 1000,
     catch_up_records: int | None = 5000,
+    decode_ahead: bool = False,
     poll_timeout: float = 0.2,
     projection: str = "participants",
 ) -> RunStats:
@@ -57,8 +58,10 @@ async def run(
     waiter never sees a position whose rows are not readable yet.
 
     Pipelined (issue 11): while batch N is applied in a worker thread, batch N+1 is fetched and,
-    if the store has ``prepare`` (decoding, which reads only the bytes), decoded in another
-    thread. The fold of N+1 still starts only once N is committed, in log order, in one
+    with ``decode_ahead`` and a store that has ``prepare`` (decoding, which reads only the
+    bytes), decoded in another thread. Off by default: measured on a loaded 2-core machine the
+    second Python thread made projection slower, PostgreSQL most (docs/projection-pipeline.md).
+    The fold of N+1 still starts only once N is committed, in log order, in one
     transaction per partition batch with its position: the store's guarantees are unchanged.
     At most one batch is in flight; ``stop`` or ``until`` ends the loop after it is committed.
     An error of the batch in flight ends the loop at the next read (at most ``poll_timeout``).
@@ -73,7 +76,7 @@ async def run(
     stats = RunStats()
     ahead: dict[int, int] = {}  # next offset per partition as read (applied or in flight)
     inflight: asyncio.Task[None] | None = None
-    prepare = getattr(store, "prepare", None)
+    prepare = getattr(store, "prepare", None) if decode_ahead else None
 
     async def start_positions(partitions: Sequence[int]) -> dict[int, int]:
         # A (re)assignment seeks to the store's positions: let the batch in flight commit first,

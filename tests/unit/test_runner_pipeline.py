@@ -125,6 +125,7 @@ async def test_batches_apply_in_order_and_the_next_is_prepared_meanwhile() -> No
         until={0: 50, 1: 30},
         max_records=10,
         catch_up_records=None,
+        decode_ahead=True,
         poll_timeout=0.01,
     )
     assert store.positions == {0: 50, 1: 30}
@@ -136,6 +137,13 @@ async def test_batches_apply_in_order_and_the_next_is_prepared_meanwhile() -> No
         1: 30,
     }
     assert source.stopped
+
+
+async def test_decoding_ahead_is_off_by_default() -> None:
+    source = MemorySource({0: records(0, 50)})
+    store = RecordingStore(delay=0.0)
+    await runner.run(source, store, asyncio.Event(), until={0: 50}, max_records=10)  # type: ignore[arg-type]
+    assert not any(what == "prepare" for what, _, _ in store.log)
 
 
 async def test_an_error_of_the_batch_in_flight_stops_the_runner() -> None:
