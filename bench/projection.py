@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -111,6 +113,59 @@ async def project(bootstrap: str, work: Workload, url: str, cap: float) -> dict[
         **timeline.rates(),
         "check": check,
         "check_ok": _check_ok(check, work, stats.records),
+    }
+
+
+async def project_split(
+    bootstrap: str, work: Workload, url: str, cap: float, projectors: int
+) -> dict[str, Any]:
+    """``projectors`` processes (``bench.projector_worker``), each given a share of the partitions,
+    project into one fresh PostgreSQL store, as several ``gamify project`` processes of one
+    consumer group would (a fixed split here: no group join or rebalance in the timing).
+
+    ``seconds`` runs from spawning the processes (their start-up included) to the last one done.
+    """
+    db = open_database(url)
+    try:
+        await asyncio.to_thread(participant_store(db).create_table)  # once, before they start
+        shares: list[dict[int, int]] = [{} for _ in range(projectors)]
+        for i, (partition, end) in enumerate(sorted(work.ends.items())):
+            shares[i % projectors][partition] = end
+        started = time.perf_counter()
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.projector_worker",
+                url,
+                bootstrap,
+                work.topic,
+                ",".join(f"{p}:{n}" for p, n in share.items()),
+                str(cap),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            for share in shares
+            if share
+        ]
+        outputs = [await p.communicate() for p in procs]
+        seconds = time.perf_counter() - started
+        lines = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs if out]
+        records = sum(line["records"] for line in lines)
+        busy = max(x["finished"] for x in lines) - min(x["started"] for x in lines)
+        check = await asyncio.to_thread(verify, db, "")
+    finally:
+        db.close()
+    return {
+        "projectors": projectors,
+        "records": records,
+        "batches": sum(line["batches"] for line in lines),
+        "seconds": seconds,
+        "rate": records / seconds if seconds else 0.0,
+        "rate_projecting": records / busy if busy else 0.0,
+        "complete": records >= work.events,
+        "capped_at_seconds": None if records >= work.events else cap,
+        "check": check,
+        "check_ok": len(lines) == len(procs) and _check_ok(check, work, records),
     }
 
 

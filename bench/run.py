@@ -233,6 +233,25 @@ class Bench:
             drop_schema(self.pg_url, schema)
         self.results.details["projection_postgres"] = _rounded(found)
         self.figure_vs_raw("projection", "PostgreSQL read models, events/s", found, 0.12)
+        await self.project_pg_split(work, 2)
+
+    async def project_pg_split(self, work: Workload, projectors: int) -> None:
+        """Issue 11: ``projectors`` processes share the partitions and one PostgreSQL store."""
+        from tests.postgres import drop_schema, new_schema
+
+        assert self.pg_url is not None
+        schema = new_schema(self.pg_url)
+        url = f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
+        print(f"  {projectors} projector processes into PostgreSQL (schema {schema})", flush=True)
+        try:
+            found = await projection_bench.project_split(
+                self.bootstrap, work, url, self.sizes.pg_cap, projectors
+            )
+        finally:
+            drop_schema(self.pg_url, schema)
+        self.results.details[f"projection_postgres_x{projectors}"] = _rounded(found)
+        metric = f"PostgreSQL read models, {projectors} processes, events/s"
+        self.figure_vs_raw("projection", metric, found, 0.12)
 
     async def bench_replay(self) -> None:
         work = await self.workload()

@@ -65,6 +65,10 @@ class ReplayOptions:
     keys_url: str | None = None  # the data-key store (projections.data_keys); None: erased reads
     master_key: bytes | None = None
     out: TextIO = field(default_factory=lambda: sys.stderr)
+    # Records per read (and so at most per transaction): a rebuild has no waiter whose latency a
+    # big transaction would hurt, and each participant row is then written once per batch
+    # instead of once per few commits (issue 11: 1.2-1.5x faster than the live 1,000).
+    batch_records: int = 5000
 
 
 @dataclass(slots=True)
@@ -180,6 +184,7 @@ class _Replay:
             asyncio.Event(),
             until=until,
             on_advance=bar.advance,
+            max_records=self.opts.batch_records,
             poll_timeout=0.5,
         )
         bar.finish()

@@ -66,6 +66,14 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedRecord(LogRecord):
+    """A log record with its commit read ahead (``ParticipantStore.prepare``)."""
+
+    commit: Commit | None
+    error: BaseException | None
+
+
 def tracking_name(topic: str, partition: int, suffix: str = "") -> str:
     """The tracking recorder's application name for one partition of one topic."""
     return f"{PROJECTION}{suffix}:{topic}:{partition}"
@@ -220,6 +228,8 @@ class ParticipantStore:
         self, record: LogRecord, failure: BaseException | None = None
     ) -> tuple[Commit | None, BaseException | None]:
         """The record's commit (None if unreadable) and why it is poison (None if it is not yet)."""
+        if isinstance(record, DecodedRecord):  # read ahead by prepare()
+            return record.commit, failure or record.error
         try:
             commit = decode(record.value, self.keys)
         except CodecError as exc:
@@ -232,6 +242,27 @@ class ParticipantStore:
         except ValueError as exc:
             return commit, failure or exc
         return commit, failure
+
+    def prepare(self, records: list[LogRecord]) -> list[LogRecord]:
+        """``records`` decoded and checked ahead of ``apply_batch`` (issue 11 pipeline).
+
+        Pure (reads the bytes, never the store), so any thread may run it at any time: the
+        runner decodes batch N+1 while batch N is written. ``apply_batch`` then takes the
+        decoded records as they are. A record whose reading raises anything but the poison
+        errors ``_read`` catches is returned undecoded, to be read (and classified) in the
+        transaction as before.
+        """
+        ready: list[LogRecord] = []
+        for record in records:
+            try:
+                commit, error = self._read(record)
+            except Exception:  # noqa: BLE001 - read again, and classified, in apply_batch
+                ready.append(record)
+                continue
+            ready.append(
+                DecodedRecord(record.partition, record.offset, record.value, commit, error)
+            )
+        return ready
 
     def retry(self, topic: str, record: LogRecord) -> str:
         """Apply a quarantined ``record`` again, after a fix, at today's state; its verdict.

@@ -70,6 +70,8 @@ class KafkaLogSource:
         own_appends: Hand this process's acknowledged appends (``offer``) to the reader
             without waiting for the fetch (see ``own_appends``); off, ``offer`` does nothing.
         connection: TLS/SASL options given to every aiokafka client this source makes.
+        only_partitions: Without a group, read only these partitions (one of several processes
+            that split a replay or a benchmark by partition); None: every partition.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class KafkaLogSource:
         fetch_max_wait_ms: int = 20,
         own_appends: bool = False,
         connection: Mapping[str, Any] | None = None,
+        only_partitions: Sequence[int] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.connection = dict(connection or {})
@@ -95,6 +98,7 @@ class KafkaLogSource:
         self.group_instance_id = group_instance_id
         self.topic_wait = topic_wait
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.only_partitions = None if only_partitions is None else sorted(set(only_partitions))
         self._consumer: AIOKafkaConsumer | None = None
         self._start_positions: StartPositions | None = None
         self._partitions: list[int] = []
@@ -144,7 +148,10 @@ class KafkaLogSource:
                 listener = _Rebalance(self._on_assigned, self._on_revoked)
                 consumer.subscribe([self.topic], listener=listener)
             else:
-                tps = [TopicPartition(self.topic, p) for p in self._partitions]
+                mine = self._partitions
+                if self.only_partitions is not None:
+                    mine = [p for p in mine if p in self.only_partitions]
+                tps = [TopicPartition(self.topic, p) for p in mine]
                 consumer.assign(tps)
                 await self._seek(consumer, tps)
                 self._joined = True

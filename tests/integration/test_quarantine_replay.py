@@ -42,7 +42,15 @@ async def project_live(url: str, log: InMemoryEventLog) -> None:
         store = participant_store(db)
         store.create_table()
         until = await log.end_offsets()
-        await runner.run(log, store, asyncio.Event(), until=until, max_records=1, poll_timeout=0.01)
+        await runner.run(
+            log,
+            store,
+            asyncio.Event(),
+            until=until,
+            max_records=1,
+            catch_up_records=None,  # one record per batch, however far behind
+            poll_timeout=0.01,
+        )
     finally:
         db.close()
 
