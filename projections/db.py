@@ -16,6 +16,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
 
 SQLITE_PREFIX = "sqlite:///"
+_NORMAL, _FULL = "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL"
 SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -55,16 +56,23 @@ class Database:
         return conn.execute(sql, params).fetchone()  # type: ignore[no-any-return]
 
     @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Any]:
+    def transaction(self, *, commit: bool, derived: bool = False) -> Iterator[Any]:
         """A transaction; on SQLite a writing one starts with BEGIN IMMEDIATE.
 
         A deferred BEGIN that reads first and writes later cannot upgrade while another
         process writes, and SQLite then fails at once ("database is locked") instead of waiting;
         taking the write lock up front makes it wait out the busy timeout like any writer.
+
+        ``derived``: the transaction writes only what the log can give again, with the
+        position it was derived up to (a projector's batch). On SQLite it then commits with
+        ``synchronous = NORMAL`` (WAL, no fsync per commit): after a power loss the file is
+        consistent, and a lost batch is lost together with its position and projected again.
+        Every other writing transaction keeps ``FULL`` (fsync at commit).
         """
         if self.kind == "sqlite" and commit:
             with self.datastore.get_connection(commit=True) as conn:
                 cursor = conn.cursor()
+                cursor.execute(_NORMAL if derived else _FULL)  # per connection: set every time
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     yield cursor

@@ -185,7 +185,7 @@ class ParticipantStore:
     ) -> BatchStats:
         """One transaction: apply ``records`` (quarantine those in ``poison``) and the position."""
         stats = BatchStats()
-        with self.db.transaction(commit=True) as c:
+        with self.db.transaction(commit=True, derived=True) as c:
             next_offset = self.lock_position(c, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
             stats.redelivered = len(records) - len(fresh)
