@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
@@ -44,7 +43,7 @@ from projections.poison import (
     storable,
 )
 from projections.streams import STREAMS, StreamProjection
-from schemas.codec import CodecError, decode, encode_event
+from schemas.codec import CodecError, decode
 from schemas.events import Commit
 from schemas.log import LogRecord
 
@@ -397,10 +396,10 @@ class _Batch:
         key = commit.causation.idempotency_key
         ident = (commit.tenant, commit.participant_id, key)
         status, writes = stream.apply(commit, key_used=key is not None and ident in self.keys)
-        events = None
+        events = None  # the log has them (at the outcome's position); "[]": nothing to read
         if status == APPLIED:
             self.writes.extend(writes)
-            events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
+            events = None if commit.events else "[]"
             if key is not None:
                 self.keys.add(ident)  # type: ignore[arg-type]
                 self.writes.append(Write("idempotency_insert", (*ident, commit.commit_id)))
