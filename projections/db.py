@@ -16,6 +16,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteDatastore
 
 SQLITE_PREFIX = "sqlite:///"
+_NORMAL, _FULL = "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL"
 SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -36,6 +37,9 @@ class Database:
     schema: str | None = None
     path: str | None = None  # the SQLite file
     _inline: dict[int, sqlite3.Connection] = field(default_factory=dict, compare=False)
+    # Writing transactions in progress (threads): close() waits for them to end.
+    _writing: list[int] = field(default_factory=lambda: [0], compare=False)
+    _idle: threading.Condition = field(default_factory=threading.Condition, compare=False)
 
     def inline_read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a one-statement read, run in the calling thread without a transaction.
@@ -62,16 +66,39 @@ class Database:
         return conn
 
     @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Any]:
+    def transaction(self, *, commit: bool, derived: bool = False) -> Iterator[Any]:
         """A transaction; on SQLite a writing one starts with BEGIN IMMEDIATE.
 
         A deferred BEGIN that reads first and writes later cannot upgrade while another
         process writes, and SQLite then fails at once ("database is locked") instead of waiting;
         taking the write lock up front makes it wait out the busy timeout like any writer.
+
+        ``derived``: the transaction writes only what the log can give again, with the
+        position it was derived up to (a projector's batch). On SQLite it then commits with
+        ``synchronous = NORMAL`` (WAL, no fsync per commit): after a power loss the file is
+        consistent, and a lost batch is lost together with its position and projected again.
+        Every other writing transaction keeps ``FULL`` (fsync at commit).
         """
+        if commit:
+            with self._idle:
+                self._writing[0] += 1
+            try:
+                with self._transaction(commit=commit, derived=derived) as c:
+                    yield c
+            finally:
+                with self._idle:
+                    self._writing[0] -= 1
+                    self._idle.notify_all()
+            return
+        with self._transaction(commit=commit, derived=derived) as c:
+            yield c
+
+    @contextmanager
+    def _transaction(self, *, commit: bool, derived: bool) -> Iterator[Any]:
         if self.kind == "sqlite" and commit:
             with self.datastore.get_connection(commit=True) as conn:
                 cursor = conn.cursor()
+                cursor.execute(_NORMAL if derived else _FULL)  # per connection: set every time
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     yield cursor
@@ -86,7 +113,15 @@ class Database:
     def sql(self, text: str) -> str:
         return text if self.kind == "sqlite" else text.replace("?", "%s")
 
-    def close(self) -> None:
+    def close(self, *, wait: float = 30.0) -> None:
+        """Close every connection, once writing transactions still running end (``wait`` s at most).
+
+        A task cancelled while its batch runs in a worker thread (a capped or interrupted replay,
+        a shutdown) leaves the thread in the middle of its transaction; closing a SQLite
+        connection under it would crash the process, so the batch is let finish (or roll back).
+        """
+        with self._idle:
+            self._idle.wait_for(lambda: self._writing[0] == 0, timeout=wait)
         for conn in self._inline.values():
             conn.close()
         self._inline.clear()

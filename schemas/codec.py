@@ -15,7 +15,7 @@ sealing existed hold them in clear and decode as they always did.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -63,6 +63,11 @@ def encode_event(event: Event) -> dict[str, Any]:
     """The JSON object of one event: type, version and data."""
     data = {f.name: getattr(event, f.name) for f in fields(event)}
     return {"type": event.TYPE, "version": event.class_version, "data": data}
+
+
+def events_json(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """``events`` as an answer shows them: JSON objects (type, version, data), JSON values only."""
+    return orjson.loads(orjson.dumps([encode_event(e) for e in events]))  # type: ignore[no-any-return]
 
 
 def _fingerprint(causation: Causation) -> dict[str, str]:

@@ -13,7 +13,7 @@ from projections.participants.listing import (
     ParticipantPage,
     list_participants,
 )
-from projections.participants.projector import ParticipantRow
+from projections.participants.projector import APPLIED, ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS, TableSql
 from projections.participants.store import row_from_db, tracking_name
 
@@ -34,13 +34,19 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OutcomeRow:
-    """The projector's verdict on one commit."""
+    """The projector's verdict on one commit, and where the commit is on the log.
+
+    ``events`` is None when the outcome does not hold them: an applied commit's events are on
+    the log at ``position`` (partition, offset), and only stores written before that kept a
+    copy here (services.adapters.read_model reads them back for an idempotent replay).
+    """
 
     commit_id: str
     status: str
     command: str
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]] | None
     fingerprint: str | None = None  # of the request that used the key (idempotent() only)
+    position: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,17 +187,19 @@ class ParticipantQueries(TableSql):
 
     def outcome(self, commit_id: str, *, inline: bool = False) -> OutcomeRow | None:
         found = self._one(
-            "SELECT commit_id, status, command, events FROM {commit_outcomes} WHERE commit_id = ?",
+            "SELECT commit_id, status, command, events, log_partition, log_offset "
+            "FROM {commit_outcomes} WHERE commit_id = ?",
             (commit_id,),
             inline=inline,
         )
-        return _outcome(found) if found else None
+        return _outcome(found, None) if found else None
 
     def idempotent(
         self, tenant: str, participant_id: str, key: str, *, inline: bool = False
     ) -> OutcomeRow | None:
         found = self._one(
-            "SELECT o.commit_id, o.status, o.command, o.events, f.fingerprint "
+            "SELECT o.commit_id, o.status, o.command, o.events, o.log_partition, o.log_offset, "
+            "f.fingerprint "
             "FROM {idempotency_keys} k JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
             "LEFT JOIN {idempotency_fingerprints} f ON f.tenant = k.tenant "
             "AND f.participant_id = k.participant_id AND f.idempotency_key = k.idempotency_key "
@@ -199,7 +207,7 @@ class ParticipantQueries(TableSql):
             (tenant, participant_id, key),
             inline=inline,
         )
-        return _outcome(found, fingerprint=found[4]) if found else None
+        return _outcome(found, found[6]) if found else None
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The projector's position on one partition (last applied offset + 1)."""
@@ -214,6 +222,9 @@ class ParticipantQueries(TableSql):
         self._one("SELECT 1", ())
 
 
-def _outcome(found: Any, *, fingerprint: str | None = None) -> OutcomeRow:
-    events = orjson.loads(found[3]) if found[3] else []
-    return OutcomeRow(found[0], found[1], found[2], events, fingerprint)
+def _outcome(found: Any, fingerprint: str | None) -> OutcomeRow:
+    if found[3]:
+        events = orjson.loads(found[3])
+    else:  # an applied commit's events are on the log; other verdicts have none to show
+        events = None if found[1] == APPLIED else []
+    return OutcomeRow(found[0], found[1], found[2], events, fingerprint, (found[4], found[5]))

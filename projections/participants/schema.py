@@ -8,6 +8,8 @@ imports them all.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +79,56 @@ FLUSH_HOOKS: list[Callable[[Flush], None]] = []
 
 def register_flush_hook(hook: Callable[[Flush], None]) -> None:
     FLUSH_HOOKS.append(hook)
+
+
+_INSERT = re.compile(r"INSERT INTO \{(\w+)\} \(([^)]*)\)\s+VALUES \(([?, ]+)\)(.*)", re.S)
+_COLUMN = re.compile(r"^\s*(\w+) (TEXT|BIGINT|INTEGER|BOOLEAN|DOUBLE PRECISION)\b", re.M)
+_TARGET = re.compile(r"ON CONFLICT \(([^)]*)\) DO UPDATE")
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """A registered ``INSERT ... VALUES (?, ...)`` as one PostgreSQL statement for many rows.
+
+    ``sql`` reads the rows from one array per column (``SELECT * FROM unnest(?::text[], ...)``),
+    so a batch's rows of one statement are one execute with one binary parameter per column, instead
+    of one pipelined statement per row. ``target``: positions of the ``ON CONFLICT (...) DO
+    UPDATE`` columns, whose values must be unique within one execute (PostgreSQL refuses to
+    update a row twice in one statement); empty for statements without a DO UPDATE.
+    """
+
+    sql: str
+    width: int
+    target: tuple[int, ...]
+
+    def columns(self, params: list[tuple[Any, ...]]) -> list[list[Any]] | None:
+        """The rows as one list per column; None when the DO UPDATE target repeats a key."""
+        if self.target:
+            keys = {tuple(p[i] for i in self.target) for p in params}
+            if len(keys) < len(params):
+                return None
+        return [list(column) for column in zip(*params, strict=True)]
+
+
+@functools.cache
+def bulk_statement(name: str) -> Bulk | None:
+    """The PostgreSQL bulk form of statement ``name``; None if it is not a plain INSERT."""
+    found = _INSERT.fullmatch(STATEMENTS[name])
+    if found is None or found.group(1) not in TABLES:
+        return None
+    table, listed, marks, tail = found.groups()
+    columns = [c.strip() for c in listed.split(",")]
+    types = dict(_COLUMN.findall(TABLES[table].create))
+    if marks.count("?") != len(columns) or any(c not in types for c in columns):
+        return None
+    arrays = ", ".join(f"%b::{types[c].lower()}[]" for c in columns)  # binary: no quoting
+    target = _TARGET.search(tail)
+    keys = [k.strip() for k in target.group(1).split(",")] if target else []
+    return Bulk(
+        f"INSERT INTO {{{table}}} ({listed}) SELECT * FROM unnest({arrays}){tail}",  # noqa: S608
+        len(columns),
+        tuple(columns.index(k) for k in keys),
+    )
 
 
 def table_names(suffix: str = "") -> dict[str, str]:

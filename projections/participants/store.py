@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
@@ -31,6 +30,7 @@ from projections.participants.schema import (
     STATEMENTS,
     TABLES,
     Flush,
+    bulk_statement,
     table_names,
 )
 from projections.participants.stream import row_from_db, row_to_db
@@ -44,7 +44,7 @@ from projections.poison import (
     storable,
 )
 from projections.streams import STREAMS, StreamProjection
-from schemas.codec import CodecError, decode, encode_event
+from schemas.codec import CodecError, decode
 from schemas.events import Commit, ParticipantErased
 from schemas.log import LogRecord
 
@@ -201,7 +201,7 @@ class ParticipantStore:
     ) -> BatchStats:
         """One transaction: apply ``records`` (quarantine those in ``poison``) and the position."""
         stats = BatchStats()
-        with self.db.transaction(commit=True) as c:
+        with self.db.transaction(commit=True, derived=True) as c:
             next_offset = self.lock_position(c, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
             stats.redelivered = len(records) - len(fresh)
@@ -404,7 +404,9 @@ class _Batch:
         The keys are joined as a VALUES list rather than spelled ``(col, ...) IN ((?, ?), ...)``:
         SQLite answers a row-value IN list with a full scan of the table, and PostgreSQL plans it
         as an OR of every tuple (tens of ms per chunk), so both grew slower as the tables grew.
-        Joined, each key is one primary-key lookup. Keys are de-duplicated, as IN would.
+        Joined, each key is one primary-key lookup. Keys are de-duplicated, as IN would. On
+        PostgreSQL the keys go as one text array per column (``unnest``): one short statement
+        text whatever the number of keys, so it is parsed and planned once, not per chunk.
         """
         select, _, where = head.rpartition(" WHERE ")
         columns = [c.strip() for c in where.removesuffix(" IN").strip(" ()").split(",")]
@@ -413,6 +415,13 @@ class _Batch:
         one = "(" + ", ".join("?" * len(columns)) + ")"
         keys = list(dict.fromkeys(keys))
         found: list[tuple[Any, ...]] = []
+        if self.kind == "postgres" and keys:  # one statement: a text array per key column
+            arrays = ", ".join("%b::text[]" for _ in columns)
+            self.c.execute(
+                self.sql(f"{select} JOIN unnest({arrays}) AS _w ({names}) ON {on}"),
+                [list(column) for column in zip(*keys, strict=True)],
+            )
+            return rows(self.c)
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             values = ", ".join([one] * len(chunk))
@@ -435,10 +444,10 @@ class _Batch:
         key = commit.causation.idempotency_key
         ident = (commit.tenant, commit.participant_id, key)
         status, writes = stream.apply(commit, key_used=key is not None and ident in self.keys)
-        events = None
+        events = None  # the log has them (at the outcome's position); "[]": nothing to read
         if status == APPLIED:
             self.writes.extend(writes)
-            events = orjson.dumps([encode_event(e) for e in commit.events]).decode()
+            events = None if commit.events else "[]"
             if key is not None:
                 self.keys.add(ident)  # type: ignore[arg-type]
                 self.writes.append(Write("idempotency_insert", (*ident, commit.commit_id)))
@@ -527,11 +536,18 @@ class _Batch:
         for statement, params in grouped.items():
             merge = MERGES.get(statement)
             if params:
-                self.c.executemany(
-                    self.sql(STATEMENTS[statement]), merge(params) if merge else params
-                )
+                self._write(statement, merge(params) if merge else params)
         for then in flush.after:
             then()
+
+    def _write(self, statement: str, params: list[tuple[Any, ...]]) -> None:
+        """Execute one registered statement for every row; on PostgreSQL one statement in all."""
+        bulk = bulk_statement(statement) if self.kind == "postgres" and len(params) > 1 else None
+        columns = bulk.columns(params) if bulk is not None else None
+        if bulk is not None and columns is not None:
+            self.c.execute(self.sql(bulk.sql), columns)
+        else:
+            self.c.executemany(self.sql(STATEMENTS[statement]), params)
 
 
 def _outcome(

@@ -169,7 +169,9 @@ class Outbox:
             # (decoding every record again and naming its events would find no subscriber).
             any_subscription = self._any_subscription(c)
             commits = [
-                (r, cm) for r in fresh if any_subscription and (cm := _decoded(r, self.keys)) is not None
+                (r, cm)
+                for r in fresh
+                if any_subscription and (cm := _decoded(r, self.keys)) is not None
             ]
             applied = self._applied(c, partition, commits)
             subs = self._subscriptions(c, sorted({cm.tenant for _, cm in applied}))

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Hashable
+from dataclasses import replace
+from typing import Any
 
 from projections.definitions.queries import DefinitionQueries, DefinitionRow
 from projections.participants.projector import ParticipantRow
 from projections.participants.queries import OutcomeRow, ParticipantQueries
+from projections.past import LogReader
+from schemas.codec import CodecError, decode, events_json
+from schemas.sealing import DataKeys
 from services.definitions.domain import DefinitionState
 from services.participants.domain import ParticipantState
 from services.participants.engine import Catalog
@@ -25,6 +30,11 @@ class ReadModelReader:
 
     ``positions`` (the projector positions this process knows) lets reads reuse a tenant's
     catalog until anything new is projected, or for at most CATALOG_TTL seconds.
+
+    ``log`` reads an applied commit's events back from the log for an idempotent replay: the
+    outcome keeps only its verdict and position (the log is kept forever); ``keys`` (the data
+    keys, ``projections.data_keys``) open its sealed personal fields, as the projector does, so
+    a replayed answer shows them until the participant is erased.
     """
 
     def __init__(
@@ -32,10 +42,14 @@ class ReadModelReader:
         queries: ParticipantQueries,
         definitions: DefinitionQueries,
         positions: Callable[[], Hashable] | None = None,
+        log: LogReader | None = None,
+        keys: DataKeys | None = None,
     ) -> None:
         self.queries = queries
         self.definitions = definitions
         self.positions = positions
+        self.log = log
+        self.keys = keys
         self._catalogs: dict[str, tuple[Hashable, float, Catalog]] = {}
 
     async def get_catalog(self, tenant: str, *, cached: bool = False) -> Catalog:
@@ -70,15 +84,45 @@ class ReadModelReader:
         self, tenant: str, participant_id: str, key: str
     ) -> CommitOutcome | None:
         if self.queries.inline:
-            return _outcome(self.queries.idempotent(tenant, participant_id, key, inline=True))
-        found = await asyncio.to_thread(self.queries.idempotent, tenant, participant_id, key)
+            found = self.queries.idempotent(tenant, participant_id, key, inline=True)
+        else:
+            found = await asyncio.to_thread(self.queries.idempotent, tenant, participant_id, key)
+        if found is not None and found.events is None:
+            found = replace(found, events=await logged_events(self.log, found, self.keys))
         return _outcome(found)
+
+
+class EventsNotFound(RuntimeError):
+    """An applied commit's events could not be read back from the log."""
+
+
+async def logged_events(
+    log: LogReader | None, outcome: OutcomeRow, keys: DataKeys | None = None
+) -> list[dict[str, Any]]:
+    """The events of ``outcome``'s commit, read from the log at its position, as stored once.
+
+    Decoded (so upcast to the current versions; sealed personal fields opened with ``keys``,
+    empty once the participant is erased, or without keys) and encoded as the answer shows them.
+    Raises EventsNotFound when there is no log reader, or the position does not hold the commit.
+    """
+    if log is None or outcome.position is None:
+        raise EventsNotFound(f"commit {outcome.commit_id}: no log to read its events from")
+    partition, offset = outcome.position
+    for record in await log.read_at(partition, [offset]):
+        try:
+            commit = await asyncio.to_thread(decode, record.value, keys)  # keys may do I/O
+        except CodecError as exc:
+            raise EventsNotFound(f"commit {outcome.commit_id}: {exc}") from exc
+        if commit.commit_id == outcome.commit_id:
+            return events_json(commit.events)
+    raise EventsNotFound(f"commit {outcome.commit_id}: not at {partition}/{offset} on the log")
 
 
 def _outcome(row: OutcomeRow | None) -> CommitOutcome | None:
     if row is None:
         return None
-    return CommitOutcome(row.commit_id, row.status, row.command, row.events, row.fingerprint)
+    events = row.events or []  # get_outcome: the waiting handler has its commit's events
+    return CommitOutcome(row.commit_id, row.status, row.command, events, row.fingerprint)
 
 
 class DefinitionStateReader:

@@ -278,6 +278,8 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
             app[queries_key],
             app[definition_queries_key],
             positions=lambda: tuple(sorted(app[progress_key].known().items())),
+            log=app[log_reader_key],  # type: ignore[arg-type]
+            keys=app[data_keys_key],
         ),
         progress=app[progress_key],
         clock=lambda: datetime.now(UTC),

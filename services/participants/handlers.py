@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import services.participants.features  # noqa: F401 - registers the engine's deciders
+from schemas.codec import events_json
 from schemas.events import PARTICIPANT, Causation, Commit, Event
 from services.participants.commands import (
     COMMAND_NAMES,
@@ -228,8 +229,8 @@ async def _run(
                 deps.new_id(), ctx, stream, stream_id, name, version, now, events, input_
             )
             outcome = await _append_and_wait(deps, commit, scope)
-            if outcome.status == "applied":
-                return Result(events=outcome.events, commit_id=commit.commit_id)
+            if outcome.status == "applied":  # the outcome holds the verdict, the commit its events
+                return Result(events=events_json(commit.events), commit_id=commit.commit_id)
             if outcome.status == QUARANTINED:
                 raise CommitQuarantined(commit.commit_id)
             if outcome.status == "duplicate" and ctx.idempotency_key is not None:

@@ -74,3 +74,23 @@ async def test_delete_erases_a_participant_which_stays_anonymised_with_its_point
     done = gamify_replay(server)
     assert done.returncode == 0, done.stderr
     await anonymised()
+
+
+async def test_an_idempotent_replay_shows_the_sealed_fields_until_erasure(
+    api: Api, pid: str
+) -> None:
+    """The outcome keeps no copy of the events: a replayed answer reads the commit back from the
+    log, where display name and attributes are sealed. It opens them with the data keys (not
+    null), and after erasure shows them empty."""
+    body = {"participant_id": pid, "display_name": NAME, "attributes": {"email": SECRET}}
+    headers = {"Idempotency-Key": f"create-{pid}"}
+    first = await api.post("/participants", body, headers=headers)
+    assert first.status == 201, first
+    again = await api.post("/participants", body, headers=headers)
+    assert (again.status, again.body) == (first.status, first.body), again
+    assert again.body["display_name"] == NAME and again.body["attributes"] == {"email": SECRET}
+
+    assert (await api.request("DELETE", f"/admin/participants/{pid}", key=ADMIN_KEY)).status == 204
+    after = await api.post("/participants", body, headers=headers)
+    assert after.status in (200, 201), after
+    assert NAME not in after.text and SECRET not in after.text, after

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from projections.db import Database, rows
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import ParticipantStore, participant_store
 from schemas.log import LogRecord
+from services.adapters.read_model import EventsNotFound, logged_events
 from tests.builders import TOPIC, award_commit, records
 
 
@@ -62,7 +65,17 @@ def test_a_stale_commit_is_recorded_as_a_conflict(
     assert row is not None and row.balance == 10
 
 
-def test_a_reused_idempotency_key_is_a_duplicate_of_the_first_commit(
+class RecordsLog:
+    """A LogReader (projections.past) over a list of records."""
+
+    def __init__(self, found: list[LogRecord]) -> None:
+        self.found = found
+
+    async def read_at(self, partition: int, offsets: Sequence[int]) -> list[LogRecord]:
+        return [r for r in self.found if r.partition == partition and r.offset in offsets]
+
+
+async def test_a_reused_idempotency_key_is_a_duplicate_of_the_first_commit(
     store: ParticipantStore, queries: ParticipantQueries
 ) -> None:
     a = award_commit("u1", 0, 10, 10, cid="a", key="k")
@@ -72,7 +85,12 @@ def test_a_reused_idempotency_key_is_a_duplicate_of_the_first_commit(
     assert queries.outcome("b").status == "duplicate"  # type: ignore[union-attr]
     original = queries.idempotent("t", "u1", "k")
     assert original is not None and original.commit_id == "a"
-    assert original.events[-1]["data"]["balance_after"] == 10
+    # The outcome keeps the verdict and the position; the events are read back from the log.
+    assert original.events is None and original.position == (0, 0)
+    events = await logged_events(RecordsLog(records(a)), original)
+    assert events[-1]["data"]["balance_after"] == 10
+    with pytest.raises(EventsNotFound):  # not the commit at that position
+        await logged_events(RecordsLog(records(b)), original)
 
 
 def test_idempotency_keys_are_scoped_to_tenant_and_participant(

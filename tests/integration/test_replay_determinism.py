@@ -31,7 +31,7 @@ from projections.participants.store import PROJECTION, participant_store
 from projections.progress import Progress
 from projections.rebuild import compare, drop_tables
 from projections.replay import READ_MODELS
-from projections.sources.sqlite import SqliteLogSource
+from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
 from schemas.codec import decode
 from schemas.sections import open_lots
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
@@ -287,11 +287,12 @@ async def run_on_log(
     progress = Progress(lambda p: queries.next_offset(TOPIC, p))
     ids = itertools.count()
     clock = Clock()
+    log_reader = SqliteLogReader(log.path)  # idempotent replays read the original commit back
 
     def new_deps() -> Deps:  # a handler instance of its own (own locks): another API process
         return Deps(
             log=log,
-            reader=ReadModelReader(queries, definitions),
+            reader=ReadModelReader(queries, definitions, log=log_reader),
             progress=progress,
             clock=clock,
             new_id=lambda: f"id-{next(ids)}",
@@ -334,6 +335,7 @@ async def run_on_log(
     finally:
         stop.set()
         await asyncio.wait_for(projector, 10)
+        log_reader.close()
     assert not projector.exception()
 
     values = await logged_values(log.path)

@@ -99,13 +99,14 @@ class World:
 
 @pytest.fixture
 async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
-    from projections.sources.sqlite import SqliteLogSource
+    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
     from services.adapters.sqlite_event_log import SqliteEventLog
 
     # The embedded log, a real durable log (the in-memory one stays in unit tests).
     topic, path = "gamify.participant-events", str(tmp_path / "log.db")
     source = SqliteLogSource(path, topic)
     log = SqliteEventLog(path, on_append=source.wake)
+    log_reader = SqliteLogReader(path)  # idempotent replays read the original commit back
 
     def reopen() -> Any:
         return SqliteLogSource(path, topic)
@@ -120,7 +121,7 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
     def new_deps() -> Deps:  # its own locks: another API process on the same log and store
         return Deps(
             log=log,
-            reader=ReadModelReader(participants, definitions),
+            reader=ReadModelReader(participants, definitions, log=log_reader),
             progress=progress,
             clock=lambda: datetime(2026, 2, 14, 12, 0, tzinfo=UTC),  # pinned: no calendar edge
             new_id=lambda: f"id-{next(ids)}",
@@ -148,6 +149,7 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
         stop.set()
         await asyncio.wait_for(projector, 10)
         log.close()
+        log_reader.close()
         source.close()
     assert not projector.exception()
 

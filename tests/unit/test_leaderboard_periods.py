@@ -16,6 +16,8 @@ from projections.leaderboards import (
     ranking_key,
 )
 from projections.participants.features.leaderboards import (
+    PENDING,
+    expand_scores,
     period_key,
     period_keys,
     previous_period_key,
@@ -123,7 +125,8 @@ def commit(*events: Event, version: int = 0, recorded_at: str = "2026-02-14T10:0
 
 
 def score_writes(writes: tuple) -> list[tuple]:
-    return [w.params for w in writes if w.statement == "leaderboard_score_add"]
+    """The score rows a commit's writes become (the store's flush expands pending adds)."""
+    return expand_scores(w.params for w in writes if w.statement == PENDING)
 
 
 def test_an_award_adds_its_amount_to_points_in_every_period_and_keeps_the_ledger() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import orjson
 
-from projections.participants.projector import ParticipantRow, Write, evolve, history, writer
+from projections.participants.projector import (
+    ParticipantRow,
+    Write,
+    evolve,
+    history,
+    replace,
+    writer,
+)
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, EventTracked
 from schemas.sections import fold

@@ -24,6 +24,7 @@ constraint, a covering index declared inside CREATE TABLE (see ``projections.lea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -77,6 +78,10 @@ STATEMENT_ADD = (
     "score = {leaderboard_scores}.score + excluded.score, changed_at = excluded.changed_at"
 )
 ADD = register_statement("leaderboard_score_add", STATEMENT_ADD)
+# Not a statement: what a commit adds to a metric, (tenant, metric, participant_id, amount,
+# recorded_at). The flush hook keeps those of active metrics and expands them into ADD rows,
+# one per period, so a batch computes no period keys for metrics that nothing ranks.
+PENDING = "leaderboard_score_pending"
 
 
 def event_metric(event_name: str) -> str:
@@ -133,31 +138,37 @@ def _key(period: str, day: date) -> str:
 
 def period_keys(recorded_at: str) -> list[tuple[str, str]]:
     """(period, key) of every period containing the instant; only all_time if unreadable."""
+    return list(_period_keys(recorded_at))
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_keys(recorded_at: str) -> tuple[tuple[str, str], ...]:
     moment = parse_instant(recorded_at)
     if moment is None:
-        return [(ALL_TIME, ALL_TIME_KEY)]
-    return [(period, period_key(period, moment)) for period in PERIODS]
+        return ((ALL_TIME, ALL_TIME_KEY),)
+    return tuple((period, period_key(period, moment)) for period in PERIODS)
 
 
 def score_writes(commit: Commit, metrics: tuple[str, ...], amount: int) -> list[Write]:
-    """Add ``amount`` to each metric of the commit's participant in every period of the commit."""
+    """Add ``amount`` to each metric of the commit's participant in every period of the commit.
+
+    The writes are PENDING ones: the store's flush keeps those of active metrics and expands
+    them (``expand_scores``) into ADD rows.
+    """
     if amount == 0:
         return []
     return [
-        Write(
-            ADD,
-            (
-                commit.tenant,
-                metric,
-                period,
-                key,
-                commit.participant_id,
-                amount,
-                commit.recorded_at,
-            ),
-        )
+        Write(PENDING, (commit.tenant, metric, commit.participant_id, amount, commit.recorded_at))
         for metric in metrics
-        for period, key in period_keys(commit.recorded_at)
+    ]
+
+
+def expand_scores(pending: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """ADD rows of PENDING score writes, in order: one per period that contains the commit."""
+    return [
+        (tenant, metric, period, key, pid, amount, at)
+        for tenant, metric, pid, amount, at in pending
+        for period, key in _period_keys(at)
     ]
 
 
@@ -275,7 +286,7 @@ def _leaderboard_commits(commits: list[Commit]) -> list[Commit]:
 
 def _settle_scores(flush: Flush) -> None:
     """Keep only adds to active metrics; after the writes, rebuild or drop metrics that changed."""
-    adds = flush.grouped.get(ADD) or []
+    adds = flush.grouped.pop(PENDING, None) or []
     changed = _leaderboard_commits(flush.commits)
     if not adds and not changed:
         return
@@ -286,7 +297,7 @@ def _settle_scores(flush: Flush) -> None:
         flush.c, flush.sql, [p[0] for p in adds] + [cm.tenant for cm in changed]
     )
     if adds:
-        flush.grouped[ADD] = [p for p in adds if p[1] in before[p[0]]]
+        flush.grouped[ADD] = expand_scores(p for p in adds if p[1] in before[p[0]])
     if changed:
         tenants = sorted({cm.tenant for cm in changed})
 

@@ -6,9 +6,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from projections.participants.projector import ParticipantRow, Write, evolve, history, writer
+from projections.participants.projector import (
+    ParticipantRow,
+    Write,
+    evolve,
+    history,
+    replace,
+    writer,
+)
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, RewardClaimed
 from schemas.sections import fold
