@@ -78,7 +78,7 @@ def stdout_of(server: Server) -> str:
 def test_the_start_line_names_the_roles_that_run_and_the_docs_page(keyless_server: Server) -> None:
     keyless_server.start()
     out = stdout_of(keyless_server)
-    assert "gamify serve (api, projector, webhooks): embedded log in " in out, out
+    assert "gamify serve (api, projector, scheduler, webhooks): embedded log in " in out, out
     assert f"API docs: http://127.0.0.1:{keyless_server.port}{API}/docs" in out, out
 
 
@@ -179,7 +179,7 @@ def test_dev_broker_runs_the_kafka_shape_and_idempotence_fails_in_one_line(
             )
             with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
                 assert json.loads(reply.read())["new_balance"] == 5
-            assert "(api, inbound, projector, webhooks): Kafka at" in stdout_of(srv)
+            assert "(api, inbound, projector, scheduler, webhooks): Kafka at" in stdout_of(srv)
         finally:
             srv.stop()
     finally:

@@ -19,6 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from projections.data_keys import open_data_keys
 from services.adapters.kafka_event_log import KafkaEventLog
 from services.adapters.kafka_topics import (
     KEEP_FOREVER,
@@ -191,6 +192,8 @@ async def test_replay_runs_with_the_override(
     prefix = f"gamify-test-{uuid.uuid4().hex[:8]}."
     await create(admin, f"{prefix}participant-events", {**KEPT, "retention.ms": SEVEN_DAYS})
     env = process_env(kafka_broker, prefix, tmp_path)
+    # The data-key store a running service would have made (replay refuses to run without one).
+    open_data_keys(f"sqlite:///{tmp_path / 'keys.db'}").close()
     code, stderr = await asyncio.to_thread(
         gamify, ["replay"], {**env, "GAMIFY_KAFKA_ALLOW_FINITE_RETENTION": "true"}
     )
