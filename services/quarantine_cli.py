@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from projections.data_keys import open_data_keys
+from projections.data_keys import KeyStoreError, open_data_keys
 from projections.db import open_database
 from projections.participants.quarantine import (
     QUARANTINED,
@@ -57,8 +57,16 @@ def quarantine_command(
     settings: Settings, args: argparse.Namespace, log: Callable[[], tuple[Any, Any, Any]]
 ) -> int:
     """Run a ``gamify quarantine`` subcommand; ``log()`` opens the log for ``retry``."""
+    # Never create the data-key store here: an empty one would let a later replay rebuild every
+    # participant as erased (projections/data_keys.py, must_exist).
+    try:
+        keys = open_data_keys(
+            settings.data_keys_url, master_key=settings.encryption_key, must_exist=True
+        )
+    except KeyStoreError as exc:
+        print(f"gamify quarantine: {exc}", file=sys.stderr)
+        return 3
     db = open_database(settings.read_model_url)
-    keys = open_data_keys(settings.data_keys_url, master_key=settings.encryption_key)
     try:
         store = participant_store(db, keys=keys)
         store.create_table()

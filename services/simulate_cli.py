@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from projections.data_keys import KeyStoreError, open_data_keys
 from projections.sources import LogSource
 from schemas.codec import CodecError, decode
 from schemas.events import Commit
+from schemas.sealing import DataKeys
 from services.config import Settings
 from services.simulation import DefinitionsFileError, Simulation, load_changes
 from services.validation import format_timestamp, parse_timestamp
@@ -65,10 +67,22 @@ def simulate_command(settings: Settings, args: argparse.Namespace, log: LogFacto
             print(f"gamify simulate: {line}", file=sys.stderr)
         return USAGE
     try:
-        commits, unreadable = asyncio.run(_read_log(log))
+        # Event properties, reasons and attributes are sealed on the log (docs/erasure.md): the
+        # rules read them, so the data keys must open them, as the projector does. A missing
+        # store would read everyone as erased and simulate on empty properties: refused.
+        keys = open_data_keys(
+            settings.data_keys_url, master_key=settings.encryption_key, must_exist=True
+        )
+    except KeyStoreError as exc:
+        print(f"gamify simulate: {exc}", file=sys.stderr)
+        return FAILED
+    try:
+        commits, unreadable = asyncio.run(_read_log(log, keys))
     except Exception as exc:  # the log cannot be read: one line
         print(f"gamify simulate: cannot read the log: {exc}", file=sys.stderr)
         return FAILED
+    finally:
+        keys.close()
     tenant = args.tenant or _only_tenant(commits)
     if tenant is None:
         tenants = sorted({c.tenant for c in commits})
@@ -118,9 +132,10 @@ def _only_tenant(commits: list[Commit]) -> str | None:
     return next(iter(tenants)) if len(tenants) == 1 else None
 
 
-async def _read_log(log: LogFactory) -> tuple[list[Commit], int]:
+async def _read_log(log: LogFactory, keys: DataKeys | None = None) -> tuple[list[Commit], int]:
     """Every commit on the log, partitions merged by ``recorded_at`` (each partition stays in
-    log order), and how many records could not be decoded."""
+    log order), sealed personal fields opened with ``keys``, and how many records could not be
+    decoded."""
     new_source, end_offsets, close = log()
     try:
         by_partition = await read_all(new_source(), end_offsets)
@@ -132,7 +147,7 @@ async def _read_log(log: LogFactory) -> tuple[list[Commit], int]:
         decoded = []
         for value in records:
             try:
-                decoded.append(decode(value))
+                decoded.append(decode(value, keys))
             except CodecError:
                 unreadable += 1
         lists.append(decoded)

@@ -8,13 +8,15 @@ from services.api.access import request_id
 from services.api.errors import Forbidden
 from services.api.keys import data_keys_key, deps_key
 from services.api.middlewares import principal
+from services.api.requests import participant_id
 from services.participants.erasure import erase_participant
 from services.participants.handlers import Context
 
 
 async def erase(request: web.Request) -> web.Response:
     """204 once the participant's personal data is erased (also when it already was); 404 for
-    a participant that never existed; admin scope. docs/erasure.md says what remains."""
+    a participant that never existed; 422 for an id off the participant_id rule; admin scope.
+    docs/erasure.md says what remains."""
     who = principal(request)
     if not who.admin:
         raise Forbidden("This endpoint needs an API key with the admin scope")
@@ -23,7 +25,7 @@ async def erase(request: web.Request) -> web.Response:
         request.app[deps_key],
         request.app[data_keys_key],
         ctx,
-        request.match_info["participant_id"],
+        participant_id(request),  # held to the participant_id rule (422), as GET and PATCH
     )
     return web.Response(status=204)
 

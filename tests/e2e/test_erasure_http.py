@@ -94,3 +94,11 @@ async def test_an_idempotent_replay_shows_the_sealed_fields_until_erasure(
     after = await api.post("/participants", body, headers=headers)
     assert after.status in (200, 201), after
     assert NAME not in after.text and SECRET not in after.text, after
+
+
+async def test_an_id_off_the_participant_id_rule_is_422_not_404(api: Api) -> None:
+    """DELETE holds the path id to the same rule as GET and PATCH (no echo of a bidi char)."""
+    for bad in ("a" * 256, "a%E2%80%AEb", "a%00b"):
+        r = await api.request("DELETE", f"/admin/participants/{bad}", key=ADMIN_KEY)
+        assert r.status == 422, (bad, r)
+        assert "\u202e" not in r.text, r

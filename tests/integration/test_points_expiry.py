@@ -61,12 +61,13 @@ class World:
 
 @pytest.fixture
 async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
-    from projections.sources.sqlite import SqliteLogSource
+    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
     from services.adapters.sqlite_event_log import SqliteEventLog
 
     topic, path = "gamify.participant-events", str(tmp_path / "log.db")
     source = SqliteLogSource(path, topic)
     log = SqliteEventLog(path, on_append=source.wake)
+    log_reader = SqliteLogReader(path)  # a repeated expiry key reads its original commit back
     store = participant_store(db)
     await asyncio.to_thread(store.create_table)
     participants = ParticipantQueries(db)
@@ -76,7 +77,7 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
     def new_deps() -> Deps:  # its own locks: another process on the same log and store
         return Deps(
             log=log,
-            reader=ReadModelReader(participants, DefinitionQueries(db)),
+            reader=ReadModelReader(participants, DefinitionQueries(db), log=log_reader),
             progress=progress,
             clock=lambda: AWARDED_AT,
             new_id=lambda: f"id-{next(ids)}",
@@ -93,6 +94,7 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
         stop.set()
         await asyncio.wait_for(projector, 10)
         log.close()
+        log_reader.close()
         source.close()
     assert not projector.exception()
 
@@ -105,7 +107,7 @@ def select(world: World, sql: str) -> list[tuple[Any, ...]]:
 
 async def logged_expiries(world: World) -> list[tuple[str, str, int]]:
     """(participant, lot, amount) of every PointsExpired on the log."""
-    from projections.sources.sqlite import SqliteLogSource
+    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
 
     source = SqliteLogSource(world.path, world.topic)
     found = []
@@ -159,7 +161,7 @@ async def test_two_schedulers_at_once_expire_every_credit_once(world: World) -> 
 
 
 async def test_a_replay_of_the_log_rebuilds_the_same_read_models(world: World) -> None:
-    from projections.sources.sqlite import SqliteLogSource
+    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
 
     await execute(world.processes[0], CTX, AwardPoints("r1", 30, expires_at=EXPIRES))
     await execute(world.processes[0], CTX, AwardPoints("r1", 20, expires_at="2027-01-01T00:00:00Z"))

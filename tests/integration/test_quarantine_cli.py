@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from projections import runner
+from projections.data_keys import open_data_keys
 from projections.db import open_database
 from projections.participants.queries import ParticipantQueries
 from projections.participants.store import participant_store
@@ -50,6 +51,7 @@ def write_log(settings: Settings) -> None:
 
 
 async def project(settings: Settings) -> None:
+    open_data_keys(settings.data_keys_url).close()  # the store a running projector makes
     db = open_database(settings.read_model_url)
     source = SqliteLogSource(str(settings.log_path), settings.participant_events_topic)
     try:
@@ -100,3 +102,13 @@ def test_list_show_retry_and_ack_quarantined_records(
         ("0:1", "retried", "applied"),
         ("0:2", "acknowledged", None),
     ]
+
+
+def test_list_without_a_data_key_store_exits_3_and_creates_none(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not settings.data_keys_url.startswith("sqlite:///"):
+        pytest.skip("PostgreSQL: the key table is shared by the tests of this database")
+    assert main(["quarantine", "list"]) == 3
+    assert "no data-key store" in capsys.readouterr().err
+    assert not Path(settings.data_keys_url.removeprefix("sqlite:///")).exists()

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from projections import runner
+from projections.data_keys import open_data_keys
 from projections.db import open_database
 from projections.definitions.queries import DefinitionQueries
 from projections.participants.queries import ParticipantQueries
@@ -37,6 +38,7 @@ from projections.sources.sqlite import SqliteLogSource
 from schemas.codec import decode, encode
 from schemas.events import Causation, Commit, EventTracked, PointsAwarded
 from services.adapters.read_model import DefinitionStateReader, ReadModelReader
+from services.adapters.sealing_event_log import SealingEventLog
 from services.adapters.sqlite_event_log import SqliteEventLog
 from services.cli import main
 from services.definitions.handlers import create_definition
@@ -58,9 +60,10 @@ async def record_history(tmp_path: Path) -> Path:
     """Run the history above through the real handlers and projector; the log file's path."""
     log_path = tmp_path / "log.db"  # where Settings(data_dir=tmp_path) finds the embedded log
     source = SqliteLogSource(str(log_path), TOPIC)
-    log = SqliteEventLog(str(log_path), on_append=source.wake)
+    keys = open_data_keys(f"sqlite:///{tmp_path / 'keys.db'}")  # as `gamify serve` makes it
+    log = SealingEventLog(SqliteEventLog(str(log_path), on_append=source.wake), keys)
     db = open_database(f"sqlite:///{tmp_path / 'read.sqlite'}")
-    store = participant_store(db)
+    store = participant_store(db, keys=keys)
     store.create_table()
     queries, definitions = ParticipantQueries(db), DefinitionQueries(db)
     progress = Progress(lambda p: queries.next_offset(TOPIC, p))
@@ -104,6 +107,7 @@ async def record_history(tmp_path: Path) -> Path:
             await create_definition(deps, reader, ctx, kind, body)
         plan: list[tuple[int, Any]] = [
             *[(1, TrackEvent("alice", "play")) for _ in range(3)],
+            (1, TrackEvent("alice", "buy", {"spent": 40})),  # sealed on the log; no rule yet
             (1, AwardPoints("alice", 25, "welcome")),
             *[(1, TrackEvent("bob", "play")) for _ in range(2)],
             *[(2, TrackEvent("alice", "play")) for _ in range(2)],
@@ -122,6 +126,7 @@ async def record_history(tmp_path: Path) -> Path:
         stop.set()
         await asyncio.wait_for(projector, 10)
         log.close()
+        keys.close()
         source.close()
         db.close()
     return log_path
@@ -129,11 +134,13 @@ async def record_history(tmp_path: Path) -> Path:
 
 async def commits_of(log_path: Path) -> list[Commit]:
     source = SqliteLogSource(str(log_path), TOPIC)
+    keys = open_data_keys(f"sqlite:///{log_path.parent / 'keys.db'}")
     try:
         found = await read_all(source, source.end_offsets)
+        return [decode(v, keys) for v in found[0]]
     finally:
         source.close()
-    return [decode(v) for v in found[0]]
+        keys.close()
 
 
 @pytest.fixture
@@ -182,7 +189,7 @@ def test_double_points_from_day_two_as_worked_out_by_hand(history: list[Commit])
         {"participant_id": "alice", "recorded": "silver", "simulated": "gold"}
     ]
     assert report["commits"] | {"not_re_decidable_reasons": {}} == {
-        "before_period": 6,
+        "before_period": 7,  # day 1: alice 3 plays, the award and a `buy`; bob 2 plays
         "in_period": 7,
         "re_decided": 7,
         "re_decided_from_events": 0,
@@ -202,7 +209,7 @@ def test_unchanged_definitions_reproduce_the_record(history: list[Commit]) -> No
     assert all(d["points_awarded"]["difference"] == 0 for d in report["days"])
     assert report["total"]["liability"] == {"recorded": 120, "simulated": 120, "difference": 0}
     assert report["participants_with_another_tier"] == []
-    assert report["commits"]["re_decided"] == 13
+    assert report["commits"]["re_decided"] == 14
 
 
 def test_the_period_end_and_other_tenants_bound_what_is_read(history: list[Commit]) -> None:
@@ -296,3 +303,38 @@ def test_the_command_line_reads_the_log_and_prints_json_or_a_table(
     rules.write_text(json.dumps({"rules": [{"code": "x"}]}))
     assert main(argv) == 2
     assert "rules[0]" in capsys.readouterr().err
+
+
+BUY = {
+    "rules": [
+        {"code": "buy", "name": "Buy", "event_name": "buy", "points_property": "spent"},
+    ]
+}
+
+
+def test_the_command_line_opens_sealed_event_properties_with_the_data_keys(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """alice's `buy` event carries {"spent": 40}, sealed on the log: a rule paying `spent`
+    awards 40 only when the simulation opens the properties (without keys they read {})."""
+    assert b'"spent"' not in log_path.read_bytes()  # the property is not on the log in clear
+    rules = log_path.parent / "buy.json"
+    rules.write_text(json.dumps(BUY))
+    monkeypatch.setenv("GAMIFY_DATA_DIR", str(log_path.parent))
+    monkeypatch.delenv("GAMIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert main(["simulate", "--rules", str(rules), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total"]["points_awarded"]["difference"] == 40
+
+
+def test_the_command_line_refuses_to_simulate_without_the_data_key_store(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (log_path.parent / "keys.db").unlink()
+    rules = log_path.parent / "buy.json"
+    rules.write_text(json.dumps(BUY))
+    monkeypatch.setenv("GAMIFY_DATA_DIR", str(log_path.parent))
+    monkeypatch.delenv("GAMIFY_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert main(["simulate", "--rules", str(rules)]) == 1
+    assert "no data-key store" in capsys.readouterr().err
+    assert not (log_path.parent / "keys.db").exists()  # and made none
