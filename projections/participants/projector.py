@@ -16,6 +16,7 @@ import orjson
 from schemas.events import (
     Commit,
     Event,
+    ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsAwarded,
@@ -126,8 +127,16 @@ def apply_commit(
         current = evolve(event, current, commit)
         if writes:
             found.extend(writes_for(event, current, commit, idx))
-    current = replace(current, version=version + 1, last_seen_at=commit.recorded_at)
+    seen = current.last_seen_at
+    if not seen or not all(type(e) in NOT_ACTIVITY for e in commit.events):
+        seen = commit.recorded_at
+    current = replace(current, version=version + 1, last_seen_at=seen)
     return Verdict(APPLIED, current, tuple(found))
+
+
+# Events Gamify decides on its own (the scheduler's expiry, an admin's erasure): they change the
+# participant but are not its activity, so they leave last_seen_at ("latest accepted command").
+NOT_ACTIVITY: frozenset[type[Event]] = frozenset({PointsExpired, ParticipantErased})
 
 
 @singledispatch

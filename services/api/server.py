@@ -26,7 +26,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, ContentEncodingError, LineTooLong
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    BadHttpMethod,
+    ContentEncodingError,
+    LineTooLong,
+    PayloadEncodingError,
+)
 from aiohttp.web_protocol import RequestHandler
 
 logger = logging.getLogger(__name__)
@@ -161,6 +167,19 @@ class GamifyRequestHandler(RequestHandler):
             transport.write_eof()
         self.discarding = True
         self._loop.call_later(LINGER_S, transport.close)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's, except for a body whose encoding is broken (a truncated or corrupt
+        gzip/deflate stream met while draining the rest of the body after the answer): the
+        client's fault, already answered 400, logged at debug so a client cannot flood the log
+        with ERROR tracebacks."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, PayloadEncodingError) or isinstance(
+            getattr(exc, "__cause__", None), PayloadEncodingError
+        ):  # aiohttp wraps it in RequestPayloadError
+            logger.debug("dropped a request body with a broken encoding: %s", type(exc).__name__)
+            return
+        super().log_exception(*args, **kw)
 
     def _body_late(self) -> None:
         self.body_timer = None

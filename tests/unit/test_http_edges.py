@@ -501,3 +501,23 @@ async def test_the_content_codings_gamify_decodes_are_accepted(port: int, coding
     answer = await exchange(port, request.encode() + body)
     assert answer.status == 200, answer.body
     assert answer.json()["new_balance"] == 5  # type: ignore[index]
+
+
+async def test_a_broken_gzip_body_is_400_and_never_an_error_traceback_in_the_log(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp drains the rest of a body after the answer and logs a broken encoding it meets
+    there as an unhandled ERROR: a client could flood the log. It is logged at debug."""
+    caplog.set_level(logging.DEBUG)
+    good = gzip.compress(b'{"participant_id": "u1", "amount": 5, "reason": "r"}')
+    for body in (b"not gzip at all", good[:10] + b"\x00garbage\x00" + good[10:], good + b"tail"):
+        request = (
+            f"POST {BASE}/points/award HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        answer = await exchange(port, request.encode() + body)
+        assert answer.status == 400, (body, answer.body)
+    await asyncio.sleep(0.1)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

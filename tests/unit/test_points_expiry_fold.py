@@ -163,3 +163,16 @@ def test_a_reward_claim_s_debit_consumes_expiring_credits_first() -> None:
     p.run(ClaimReward("u1", "r1", points_deduction=True))
     assert p.lots == []
     assert p.counters == (90, 120, 30)
+
+
+def test_an_expiry_is_not_the_participant_s_activity_last_seen_at_stays() -> None:
+    """last_seen_at is the latest accepted command of the participant: the scheduler's expiry
+    (and an erasure) change the participant without moving it."""
+    p = Participant()
+    p.run(AwardPoints("u1", 40, expires_at="2026-03-02T00:00:00Z"))
+    assert p.row is not None and p.row.last_seen_at == "2026-03-01T12:00:00Z"
+    p.run(ExpirePoints("u1", "tx1"), now=datetime(2026, 3, 5, tzinfo=UTC))
+    assert p.counters == (0, 40, 0)  # expired
+    assert p.row.last_seen_at == "2026-03-01T12:00:00Z"
+    p.run(AwardPoints("u1", 5), now=datetime(2026, 3, 6, tzinfo=UTC))
+    assert p.row.last_seen_at == "2026-03-06T00:00:00Z"
