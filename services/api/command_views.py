@@ -14,7 +14,7 @@ from services.api.errors import NotFound
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog
 from services.api.representations import created, profile
-from services.api.requests import context, dumps, json_body, participant_id
+from services.api.requests import context, dumps, json_body, participant_id, replayed
 from services.participants.commands import from_body
 from services.participants.handlers import Context, Result, execute
 
@@ -23,8 +23,9 @@ async def register_participant(request: web.Request) -> web.Response:
     body = await json_body(request, "participants.register")
     ctx = context(request, body)
     command = from_body("participants.register", body)
-    await execute(request.app[deps_key], ctx, command)
-    return await _profile_response(request, ctx.tenant, command.participant_id, 201)
+    result = await execute(request.app[deps_key], ctx, command)
+    answer = await _profile_response(request, ctx.tenant, command.participant_id, 201)
+    return replayed(answer, result)
 
 
 async def update_participant(request: web.Request) -> web.Response:
@@ -32,8 +33,8 @@ async def update_participant(request: web.Request) -> web.Response:
     body = await json_body(request, "participants.update")
     ctx = context(request, body)
     command = from_body("participants.update", {**body, "participant_id": pid})
-    await execute(request.app[deps_key], ctx, command)
-    return await _profile_response(request, ctx.tenant, pid, 200)
+    result = await execute(request.app[deps_key], ctx, command)
+    return replayed(await _profile_response(request, ctx.tenant, pid, 200), result)
 
 
 async def award_points(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from services.api import sections
 from services.api.batch import answer_batch
 from services.api.keys import deps_key, queries_key
 from services.api.query_views import catalog, row_of
-from services.api.requests import bool_query, context, dumps, int_query, json_body
+from services.api.requests import bool_query, context, dumps, int_query, json_body, replayed
 from services.participants.commands import from_body
 from services.participants.handlers import Context, Result, execute
 from services.validation import check_field
@@ -50,7 +50,7 @@ async def track_event(request: web.Request) -> web.Response:
     result = await execute(
         request.app[deps_key], context(request, body), from_body("events.track", body)
     )
-    return web.json_response(_event_answer(result), dumps=dumps)
+    return replayed(web.json_response(_event_answer(result), dumps=dumps), result)
 
 
 def _event_answer(result: Result) -> dict[str, Any]:
@@ -159,7 +159,7 @@ async def assign_tier(request: web.Request) -> web.Response:
         request.app[queries_key].participant, ctx.tenant, body["participant_id"]
     )
     changed = result.event("TierChanged")
-    return web.json_response(
+    answer = web.json_response(
         {
             "participant_id": body["participant_id"],
             "tier": sections.tier_brief(row) if row else None,
@@ -169,6 +169,7 @@ async def assign_tier(request: web.Request) -> web.Response:
         },
         dumps=dumps,
     )
+    return replayed(answer, result)
 
 
 async def participant_tier(request: web.Request) -> web.Response:

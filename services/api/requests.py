@@ -167,3 +167,11 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
 
 def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
+
+
+def replayed(response: web.StreamResponse, result: Any) -> web.StreamResponse:
+    """``response`` with ``Idempotent-Replayed: true`` when ``result`` (a handler Result) is the
+    original answer of a repeated Idempotency-Key: every keyed write says so the same way."""
+    if getattr(result, "replayed", False):
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

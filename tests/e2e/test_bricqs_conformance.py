@@ -176,6 +176,29 @@ async def test_tier_assign_keeps_its_reason_and_get_tier_says_tier_history(api: 
     assert got["current_tier"]["code"] == vip
 
 
+async def test_every_keyed_write_says_idempotent_replayed_on_a_repeat(api: Api) -> None:
+    """The README: a repeat with the same Idempotency-Key returns the original answer with
+    `Idempotent-Replayed: true` (the first answer never carries it), for every keyed write."""
+    vip = new("vip")
+    await define(api, BADGE, "tiers", {**tier(vip, 901, 1_000_000_000), "award_type": "manual"})
+    pid = new("p")
+    writes: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/participants", {"participant_id": pid, "display_name": "R"}),
+        ("PATCH", f"/participants/{pid}", {"display_name": "R2"}),
+        ("POST", "/points/award", {"participant_id": pid, "amount": 5, "reason": "r"}),
+        ("POST", "/points/deduct", {"participant_id": pid, "amount": 1, "reason": "r"}),
+        ("POST", "/events", {"participant_id": pid, "event_name": "visit"}),
+        ("POST", "/tiers/assign", {"participant_id": pid, "tier_code": vip}),
+    ]
+    for method, path, body in writes:
+        headers = {"Idempotency-Key": new("k")}
+        first = await api.request(method, path, json_body=body, key=BADGE, headers=headers)
+        again = await api.request(method, path, json_body=body, key=BADGE, headers=headers)
+        assert first.status in (200, 201) and again.status == first.status, (path, first, again)
+        assert first.headers.get("Idempotent-Replayed") is None, (path, first)
+        assert again.headers.get("Idempotent-Replayed") == "true", (path, again)
+
+
 # --------------------------------------------------------------------------------------------
 # Section 2: POST /points/award-batch
 
