@@ -361,6 +361,9 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gamify replay: configuration error: {exc}", file=sys.stderr)
         return USAGE
+    except NoLog as exc:  # the log cannot be reached: exit 3, as README says
+        print(f"gamify replay: {exc}", file=sys.stderr)
+        return FAILED
     opts = ReplayOptions(
         database_url=settings.read_model_url,
         topic=settings.participant_events_topic,
@@ -432,6 +435,10 @@ async def _check_log(settings: Settings) -> None:
     )
 
 
+class NoLog(FileNotFoundError):
+    """The embedded log file does not exist (nothing to read: the log is unreachable)."""
+
+
 def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
     """A factory of group-less log sources, an end-offsets probe, and how to close it."""
     topic = settings.participant_events_topic
@@ -452,7 +459,7 @@ def _replay_log(settings: Settings) -> tuple[Any, Any, Any]:
     from projections.sources.sqlite import SqliteLogSource
 
     if not Path(settings.log_path).exists():
-        raise SystemExit(f"gamify replay: no embedded log at {settings.log_path}")
+        raise NoLog(f"no embedded log at {settings.log_path} (GAMIFY_DATA_DIR)")
     reader = SqliteLogSource(settings.log_path, topic)
 
     async def close() -> None:
