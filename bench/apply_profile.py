@@ -16,13 +16,10 @@ import argparse
 import cProfile
 import pstats
 import sys
-import tempfile
 import time
 
-from bench.env import FAST
+from bench.env import FAST, fresh_store
 from bench.workload import cached_build
-from projections.db import open_database
-from projections.participants.store import participant_store
 from schemas.codec import decode
 from schemas.log import LogRecord
 
@@ -39,18 +36,7 @@ def records_of(participants: int, events: int, partitions: int) -> dict[int, lis
 
 def apply_all(kind: str, todo: dict[int, list[LogRecord]], batch: int) -> tuple[int, float]:
     """Apply every record into a fresh store; (records, seconds)."""
-    schema = None
-    if kind == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='gamify-apply-')}/store.db"
-    else:
-        from tests.postgres import DEFAULT_URL, new_schema
-
-        schema = new_schema(DEFAULT_URL)
-        url = f"{DEFAULT_URL}?schema={schema}"
-    db = open_database(url)
-    try:
-        store = participant_store(db)
-        store.create_table()
+    with fresh_store(kind, "gamify-apply-") as store:
         done = 0
         started = time.perf_counter()
         cpu = time.process_time()
@@ -64,12 +50,6 @@ def apply_all(kind: str, todo: dict[int, list[LogRecord]], batch: int) -> tuple[
         seconds = time.perf_counter() - started
         print(f"process CPU {time.process_time() - cpu:.2f}s "
               f"({1e6 * (time.process_time() - cpu) / max(done, 1):.1f} us per record)")  # fmt: skip
-    finally:
-        db.close()
-        if schema is not None:
-            from tests.postgres import DEFAULT_URL, drop_schema
-
-            drop_schema(DEFAULT_URL, schema)
     return done, seconds
 
 

@@ -352,3 +352,33 @@ def percentile(sorted_values: list[float], share: float) -> float | None:
         return None
     index = min(len(sorted_values) - 1, max(0, round(share * (len(sorted_values) - 1))))
     return sorted_values[index]
+
+
+@contextlib.contextmanager
+def fresh_store(kind: str, prefix: str = "gamify-bench-") -> Any:
+    """A participant store on a fresh database, table created: a new SQLite file in a temporary
+    directory, or a new schema on the tests' PostgreSQL (dropped afterwards)."""
+    import tempfile
+
+    from projections.db import open_database
+    from projections.participants.store import participant_store
+
+    schema = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp(prefix=prefix)}/store.db"
+    else:
+        from tests.postgres import DEFAULT_URL, new_schema
+
+        schema = new_schema(DEFAULT_URL)
+        url = f"{DEFAULT_URL}?schema={schema}"
+    db = open_database(url)
+    try:
+        store = participant_store(db)
+        store.create_table()
+        yield store
+    finally:
+        db.close()
+        if schema is not None:
+            from tests.postgres import DEFAULT_URL, drop_schema
+
+            drop_schema(DEFAULT_URL, schema)

@@ -18,50 +18,15 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from bench.apply_profile import TOPIC, records_of
-from bench.env import FAST
+from bench.env import FAST, fresh_store
 from projections import runner
-from projections.db import open_database
-from projections.participants.store import participant_store
-from projections.sources import StartPositions
 from schemas.log import LogRecord
-
-
-class MemorySource:
-    """A LogSource over records in memory; every partition in turn, like one fetch each."""
-
-    topic = TOPIC
-
-    def __init__(self, todo: dict[int, list[LogRecord]]) -> None:
-        self.todo = todo
-        self.next: dict[int, int] = {}
-
-    async def start(self, start_positions: StartPositions) -> None:
-        self.next = {p: 0 for p in self.todo} | await start_positions(sorted(self.todo))
-
-    async def read(self, max_records: int, timeout: float) -> dict[int, list[LogRecord]]:
-        await asyncio.sleep(0)
-        batch = {}
-        for p, found in self.todo.items():
-            chunk = found[self.next[p] : self.next[p] + max_records]
-            if chunk:
-                batch[p] = chunk
-                self.next[p] += len(chunk)
-        return batch
-
-    async def committed(self, positions: dict[int, int]) -> None:
-        return None
-
-    async def end_offsets(self) -> dict[int, int]:
-        return {p: len(found) for p, found in self.todo.items()}
-
-    async def stop(self) -> None:
-        return None
+from tests.memory_source import MemorySource
 
 
 async def sequential(source: MemorySource, store: Any, until: dict[int, int], batch: int) -> None:
@@ -83,20 +48,9 @@ async def sequential(source: MemorySource, store: Any, until: dict[int, int], ba
 
 def one(kind: str, mode: str, todo: dict[int, list[LogRecord]], batch: int) -> tuple[float, float]:
     """(records/s, CPU seconds per wall second) of one projection into a fresh store."""
-    schema = None
-    if kind == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='gamify-pipeline-')}/store.db"
-    else:
-        from tests.postgres import DEFAULT_URL, new_schema
-
-        schema = new_schema(DEFAULT_URL)
-        url = f"{DEFAULT_URL}?schema={schema}"
-    db = open_database(url)
-    try:
-        store = participant_store(db)
-        store.create_table()
+    with fresh_store(kind, "gamify-pipeline-") as store:
         until = {p: len(found) for p, found in todo.items()}
-        source = MemorySource(todo)
+        source = MemorySource(todo, TOPIC)
         cpu, wall = os.times(), time.perf_counter()
         if mode in ("pipelined", "decode-ahead"):
             ahead = mode == "decode-ahead"
@@ -109,12 +63,6 @@ def one(kind: str, mode: str, todo: dict[int, list[LogRecord]], batch: int) -> t
         seconds = time.perf_counter() - wall
         used = os.times()
         cpu_seconds = (used.user - cpu.user) + (used.system - cpu.system)
-    finally:
-        db.close()
-        if schema is not None:
-            from tests.postgres import DEFAULT_URL, drop_schema
-
-            drop_schema(DEFAULT_URL, schema)
     return sum(until.values()) / seconds, cpu_seconds / seconds
 
 

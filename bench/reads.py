@@ -66,9 +66,18 @@ class Reader:
             return self._wrk(base_url, mode, seconds, seed)
         return loadgen(
             base_url,
-            ["--mode", mode, "--participants", str(self.participants),
-             "--concurrency", str(self.connections), "--seconds", str(seconds),
-             "--seed", str(seed)],
+            [
+                "--mode",
+                mode,
+                "--participants",
+                str(self.participants),
+                "--concurrency",
+                str(self.connections),
+                "--seconds",
+                str(seconds),
+                "--seed",
+                str(seed),
+            ],
             timeout=seconds + 60,
         )
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import gc
 import sys
-import tempfile
 import time
 from typing import Any
 
 import projections.participants.store as store_module
-from projections.db import open_database, rows
-from projections.participants.store import participant_store
+from bench.env import fresh_store
+from projections.db import rows
 from schemas.codec import encode
 from schemas.events import Causation, Commit, Event, ParticipantRegistered, PointsAwarded
 from schemas.log import LogRecord
@@ -70,18 +69,7 @@ def main(argv: list[str]) -> int:
     participants, rounds, cap = int(argv[2]), int(argv[3]), float(argv[4])
     store_module._Batch._select_in = row_value_in if impl == "old" else CURRENT  # type: ignore[method-assign]  # noqa: SLF001
     todo = records(participants, rounds)
-    schema = None
-    if kind == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='gamify-ab-')}/store.db"
-    else:
-        from tests.postgres import DEFAULT_URL, drop_schema, new_schema
-
-        schema = new_schema(DEFAULT_URL)
-        url = f"{DEFAULT_URL}?schema={schema}"
-    db = open_database(url)
-    try:
-        store = participant_store(db)
-        store.create_table()
+    with fresh_store(kind, "gamify-ab-") as store:
         started = time.perf_counter()
         marks: list[tuple[float, int]] = []
         for start in range(0, len(todo), 1000):
@@ -89,10 +77,6 @@ def main(argv: list[str]) -> int:
             marks.append((time.perf_counter() - started, min(len(todo), start + 1000)))
             if marks[-1][0] > cap:
                 break
-    finally:
-        db.close()
-        if schema is not None:
-            drop_schema(DEFAULT_URL, schema)
     seconds, done = marks[-1]
     at, n4 = next(m for m in marks if m[1] >= 0.8 * done)
     last = (done - n4) / (seconds - at) if seconds > at else float("nan")

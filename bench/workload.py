@@ -77,15 +77,21 @@ def build(participants: int, rounds: int, partitions: int) -> tuple[dict[int, li
                 if deduct:
                     events = (
                         PointsDeducted(
-                            transaction_id=f"tx-{cid}", amount=5, balance_after=balance,
-                            reason="redeem", metadata={},
+                            transaction_id=f"tx-{cid}",
+                            amount=5,
+                            balance_after=balance,
+                            reason="redeem",
+                            metadata={},
                         ),
                     )
                 else:
                     events = (
                         PointsAwarded(
-                            transaction_id=f"tx-{cid}", amount=10, balance_after=balance,
-                            reason="order", metadata={"sku": "A1"},
+                            transaction_id=f"tx-{cid}",
+                            amount=10,
+                            balance_after=balance,
+                            reason="order",
+                            metadata={"sku": "A1"},
                         ),
                     )
                 if r == 0:

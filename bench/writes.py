@@ -21,7 +21,15 @@ def award_levels(
     loadgen(base_url, [*common, "--concurrency", "4", "--seconds", "1", "--seed", "99"], timeout)
     runs = []
     for level in levels:
-        args = [*common, "--concurrency", str(level), "--seconds", str(seconds), "--seed", str(level)]
+        args = [
+            *common,
+            "--concurrency",
+            str(level),
+            "--seconds",
+            str(seconds),
+            "--seed",
+            str(level),
+        ]
         runs.append(loadgen(base_url, args, timeout))
     peak = max(runs, key=lambda r: r["rps"])
     half_rate = peak["rps"] / 2

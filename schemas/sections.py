@@ -16,6 +16,7 @@ credit has no ``point_lots`` key; one whose lots are all closed keeps an empty l
 
 from __future__ import annotations
 
+from bisect import insort_right
 from functools import singledispatch
 from typing import Any
 
@@ -127,13 +128,14 @@ def _(event: PointsAwarded, sections: Sections, at: str) -> Sections:
     if not event.expires_at or event.amount <= 0:
         return sections
     lots = list(sections.get(LOTS, ()))
-    # after every lot expiring no later: soonest expiry first, same expiry in award order
-    pos = len(lots)
-    while pos > 0 and lots[pos - 1]["expires_at"] > event.expires_at:
-        pos -= 1
     lot = {"id": event.transaction_id, "expires_at": event.expires_at, "remaining": event.amount}
-    lots.insert(pos, lot)
+    # after every lot expiring no later: soonest expiry first, same expiry in award order
+    insort_right(lots, lot, key=_expiry)
     return {**sections, LOTS: lots}
+
+
+def _expiry(lot: dict[str, Any]) -> str:
+    return lot["expires_at"]  # type: ignore[no-any-return]  # UTC "...Z": sorts as text
 
 
 @fold.register

@@ -107,7 +107,7 @@ def select(world: World, sql: str) -> list[tuple[Any, ...]]:
 
 async def logged_expiries(world: World) -> list[tuple[str, str, int]]:
     """(participant, lot, amount) of every PointsExpired on the log."""
-    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
+    from projections.sources.sqlite import SqliteLogSource
 
     source = SqliteLogSource(world.path, world.topic)
     found = []
@@ -161,7 +161,7 @@ async def test_two_schedulers_at_once_expire_every_credit_once(world: World) -> 
 
 
 async def test_a_replay_of_the_log_rebuilds_the_same_read_models(world: World) -> None:
-    from projections.sources.sqlite import SqliteLogReader, SqliteLogSource
+    from projections.sources.sqlite import SqliteLogSource
 
     await execute(world.processes[0], CTX, AwardPoints("r1", 30, expires_at=EXPIRES))
     await execute(world.processes[0], CTX, AwardPoints("r1", 20, expires_at="2027-01-01T00:00:00Z"))

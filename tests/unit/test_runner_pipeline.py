@@ -18,42 +18,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from projections import runner
-from projections.sources import StartPositions
 from schemas.log import LogRecord
+from tests.memory_source import MemorySource
 
 TOPIC = "t"
 
 
-class MemorySource:
-    topic = TOPIC
-
-    def __init__(self, todo: dict[int, list[LogRecord]]) -> None:
-        self.todo = todo
-        self.next: dict[int, int] = {}
-        self.stopped = False
-        self.committed_positions: list[dict[int, int]] = []
-
-    async def start(self, start_positions: StartPositions) -> None:
-        self.next = {p: 0 for p in self.todo} | await start_positions(sorted(self.todo))
-
-    async def read(self, max_records: int, timeout: float) -> dict[int, list[LogRecord]]:
-        await asyncio.sleep(0.001)
-        batch = {}
-        for p, found in self.todo.items():
-            chunk = found[self.next[p] : self.next[p] + max_records]
-            if chunk:
-                batch[p] = chunk
-                self.next[p] += len(chunk)
-        return batch
-
-    async def committed(self, positions: dict[int, int]) -> None:
-        self.committed_positions.append(dict(positions))
-
-    async def end_offsets(self) -> dict[int, int]:
-        return {p: len(found) for p, found in self.todo.items()}
-
-    async def stop(self) -> None:
-        self.stopped = True
+def source_of(todo: dict[int, list[LogRecord]]) -> MemorySource:
+    return MemorySource(todo, TOPIC, pause=0.001)
 
 
 @dataclass
@@ -108,7 +80,7 @@ def records(partition: int, n: int) -> list[LogRecord]:
 
 
 async def test_batches_apply_in_order_and_the_next_is_prepared_meanwhile() -> None:
-    source = MemorySource({0: records(0, 50), 1: records(1, 30)})
+    source = source_of({0: records(0, 50), 1: records(1, 30)})
     store = RecordingStore()
     seen: list[tuple[int, int]] = []
 
@@ -140,14 +112,14 @@ async def test_batches_apply_in_order_and_the_next_is_prepared_meanwhile() -> No
 
 
 async def test_decoding_ahead_is_off_by_default() -> None:
-    source = MemorySource({0: records(0, 50)})
+    source = source_of({0: records(0, 50)})
     store = RecordingStore(delay=0.0)
     await runner.run(source, store, asyncio.Event(), until={0: 50}, max_records=10)  # type: ignore[arg-type]
     assert not any(what == "prepare" for what, _, _ in store.log)
 
 
 async def test_an_error_of_the_batch_in_flight_stops_the_runner() -> None:
-    source = MemorySource({0: records(0, 100)})
+    source = source_of({0: records(0, 100)})
     store = RecordingStore(fail_at=30)
     with pytest.raises(OSError, match="store went away"):
         await runner.run(
@@ -165,7 +137,7 @@ async def test_an_error_of_the_batch_in_flight_stops_the_runner() -> None:
 
 
 async def test_stop_ends_after_the_batch_in_flight_is_applied() -> None:
-    source = MemorySource({0: records(0, 1000)})
+    source = source_of({0: records(0, 1000)})
     store = RecordingStore(delay=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(
@@ -180,7 +152,7 @@ async def test_stop_ends_after_the_batch_in_flight_is_applied() -> None:
 
 
 async def test_a_cancelled_runner_returns_only_after_the_thread_finished() -> None:
-    source = MemorySource({0: records(0, 1000)})
+    source = source_of({0: records(0, 1000)})
     store = RecordingStore(delay=0.2)
     task = asyncio.create_task(
         runner.run(source, store, asyncio.Event(), max_records=10, poll_timeout=0.01)  # type: ignore[arg-type]
@@ -196,7 +168,7 @@ async def test_a_cancelled_runner_returns_only_after_the_thread_finished() -> No
 
 
 async def test_a_full_read_asks_for_more_and_a_short_one_returns_to_max_records() -> None:
-    source = MemorySource({0: records(0, 100)})
+    source = source_of({0: records(0, 100)})
     asked: list[int] = []
     read = source.read
 
