@@ -21,8 +21,13 @@ from services.api import (
     streak_views,
     webhook_views,
 )
+from services.definitions.domain import KINDS
 
 BASE = "/api/v1/gamify"
+# Only the definition kinds: /admin/participants/{pid}, /admin/api-keys/{id}, /admin/webhooks
+# have their own routes, and a method they lack must answer 405 with their own Allow, not fall
+# through to the generic routes (whose Allow named methods that would then 404).
+RESOURCE = "{resource:" + "|".join(KINDS) + "}"
 
 OPS_ROUTES = [
     web.get("/healthz", ops_views.healthz),
@@ -56,12 +61,12 @@ ROUTES = [
     *webhook_views.ROUTES,  # before /admin/{resource}, which would take /admin/webhooks
     *participant_list_views.ROUTES,  # before /admin/{resource}, which would take it too
     *erasure_views.ROUTES,  # before /admin/{resource}/{id}, which would take participants
-    web.get(f"{BASE}/admin/{{resource}}", admin_views.list_definitions),
-    web.post(f"{BASE}/admin/{{resource}}", admin_views.create),
-    web.get(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.get_definition),
-    web.patch(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.update),
-    web.delete(f"{BASE}/admin/{{resource}}/{{id}}", admin_views.delete),
-    web.post(f"{BASE}/admin/{{resource}}/{{id}}/evaluate", admin_views.evaluate),
+    web.get(f"{BASE}/admin/{RESOURCE}", admin_views.list_definitions),
+    web.post(f"{BASE}/admin/{RESOURCE}", admin_views.create),
+    web.get(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.get_definition),
+    web.patch(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.update),
+    web.delete(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.delete),
+    web.post(f"{BASE}/admin/{RESOURCE}/{{id}}/evaluate", admin_views.evaluate),
     *streak_views.ROUTES,
     *challenge_views.ROUTES,
     *reward_views.ROUTES,

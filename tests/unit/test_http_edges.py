@@ -302,6 +302,26 @@ async def test_a_wrong_method_answers_405_with_allow(client: TestClient) -> None
     assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "PATCH"}
 
 
+async def test_admin_paths_with_their_own_routes_allow_only_their_own_methods(
+    client: TestClient,
+) -> None:
+    """/admin/participants, /admin/api-keys and /admin/webhooks are not definition resources:
+    a method they lack is 405 naming what they serve, never the generic definition routes'
+    methods (which answered 404 "Unknown admin resource" when tried)."""
+    cases = {
+        ("PATCH", "/admin/participants/u1"): {"DELETE"},
+        ("POST", "/admin/participants"): {"GET", "HEAD"},
+        ("PATCH", "/admin/api-keys/k1"): {"DELETE"},
+        ("PUT", "/admin/webhooks/w1"): {"GET", "HEAD", "PATCH", "DELETE"},
+        ("PUT", "/admin/tiers/gold"): {"GET", "HEAD", "PATCH", "DELETE"},
+    }
+    for (method, path), allowed in cases.items():
+        resp = await client.request(method, f"{BASE}{path}", headers=ACME)
+        assert resp.status == 405, (method, path)
+        assert set(resp.headers["Allow"].split(",")) == allowed, (method, path)
+    assert (await client.get(f"{BASE}/admin/no-such-kind", headers=ACME)).status == 404
+
+
 async def test_every_answer_carries_a_request_id_and_a_server_header_without_versions(
     client: TestClient,
 ) -> None:
