@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -15,10 +16,11 @@ from bench.workload import Workload
 from projections import runner
 from projections.db import open_database, rows
 from projections.participants.store import participant_store
-from projections.replay import ReplayOptions, replay
+from projections.replay import REBUILD, ReplayOptions, replay
 from projections.sources import StartPositions
 from projections.sources.kafka import KafkaLogSource
 from schemas.log import LogRecord
+from services.cli import replay_worker
 
 
 class Timeline:
@@ -169,9 +171,15 @@ async def project_split(
     }
 
 
-async def rebuild(bootstrap: str, work: Workload, url: str, cap: float) -> dict[str, Any]:
-    """projections.replay.replay (shadow tables, then swap) of the whole topic into a fresh store."""
+async def rebuild(
+    bootstrap: str, work: Workload, url: str, cap: float, processes: int = 1
+) -> dict[str, Any]:
+    """projections.replay.replay (shadow tables, then swap) of the whole topic into a fresh store;
+    ``processes`` > 1: the product's ``gamify replay --processes`` worker in that many spawned
+    processes (PostgreSQL only), which read the broker from GAMIFY_KAFKA_BOOTSTRAP_SERVERS."""
     timeline = Timeline()
+    if processes > 1:
+        os.environ["GAMIFY_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap  # inherited by the workers
 
     async def ends() -> dict[int, int]:
         # Not KafkaEndOffsets: tansu answers ListOffsets(latest) with the base offset of the last
@@ -190,6 +198,8 @@ async def rebuild(bootstrap: str, work: Workload, url: str, cap: float) -> dict[
         new_source=new_source,  # type: ignore[arg-type]
         end_offsets=ends,
         out=io.StringIO(),
+        processes=processes,
+        worker=replay_worker if processes > 1 else None,
     )
     timeline.started = started = time.perf_counter()
     events = 0
@@ -203,6 +213,10 @@ async def rebuild(bootstrap: str, work: Workload, url: str, cap: float) -> dict[
     db = open_database(url)
     try:
         check = await asyncio.to_thread(verify, db, "") if finished else {}
+        if not finished and processes > 1:  # the workers' records: the shadow copy's positions
+            shadow = participant_store(db, suffix=REBUILD)
+            done = await asyncio.to_thread(shadow.next_offsets, work.topic, sorted(work.ends))
+            events = sum(done.values())
     finally:
         db.close()
     return {

@@ -265,6 +265,30 @@ class Bench:
         self.results.details["replay_sqlite"] = _rounded(found)
         self.figure_vs_raw("replay", "full rebuild into SQLite, events/s", found, 0.30)
         target.unlink(missing_ok=True)
+        await self.replay_pg(work)
+
+    async def replay_pg(self, work: Workload) -> None:
+        """A rebuild into PostgreSQL in one process, then in two (`gamify replay --processes 2`:
+        each a share of the partitions), each into a fresh schema."""
+        from tests.postgres import drop_schema, new_schema, postgres_server
+
+        if self.pg_url is None:
+            self.pg_url = self.stack.enter_context(postgres_server())
+        for processes in (1, 2):
+            schema = new_schema(self.pg_url)
+            url = f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
+            print(
+                f"  replay into PostgreSQL, {processes} process(es) (schema {schema})", flush=True
+            )
+            try:
+                found = await projection_bench.rebuild(
+                    self.bootstrap, work, url, self.sizes.pg_cap, processes
+                )
+            finally:
+                drop_schema(self.pg_url, schema)
+            self.results.details[f"replay_postgres_x{processes}"] = _rounded(found)
+            metric = f"full rebuild into PostgreSQL, {processes} process(es), events/s"
+            self.figure_vs_raw("replay", metric, found, 0.30)
 
     def figure_vs_raw(self, bench: str, metric: str, found: dict[str, Any], share: float) -> None:
         base = self.baseline()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,6 +70,75 @@ class ReplayOptions:
     # big transaction would hurt, and each participant row is then written once per batch
     # instead of once per few commits (issue 11: 1.2-1.5x faster than the live 1,000).
     batch_records: int = 5000
+    # Processes that rebuild at once (issue 11: a rebuild on more than one core). Each takes a
+    # share of the partitions into the same PostgreSQL store; ``worker`` runs in each of them
+    # (a module-level function, spawned: it builds its own log source and store from ``spec``).
+    processes: int = 1
+    worker: Callable[[WorkerSpec], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What one rebuild process projects: ``until`` (partition -> end offset, exclusive) of
+    ``topic`` into the store at ``target_url`` (its tables named with ``suffix``), folding only
+    the commits of ``tenant``/``participant`` when a repair names them; sealed fields opened
+    with the data-key store at ``keys_url`` (None: read as erased, as in the parent)."""
+
+    target_url: str
+    suffix: str
+    topic: str
+    until: dict[int, int]
+    tenant: str | None = None
+    participant: str | None = None
+    batch_records: int = 5000
+    keys_url: str | None = None
+
+
+def selection(tenant: str | None, participant: str | None) -> Callable[[Commit], bool] | None:
+    """The commits a repair folds (None: all). The tenant's definitions are folded too (into the
+    copy only: they are not participant rows, so never copied back): leaderboard scores are kept
+    for active metrics only."""
+    if tenant is None and participant is None:
+        return None
+    return lambda c: (
+        (tenant is None or c.tenant == tenant)
+        and (participant is None or c.participant_id == participant or c.stream == DEFINITION)
+    )
+
+
+async def project_share(spec: WorkerSpec, source: LogSource, keys: DataKeyStore | None) -> int:
+    """A rebuild process's work: fold ``spec.until`` from ``source`` (reading only those
+    partitions) into its store; the records folded. The store's positions make it resumable:
+    a share killed half-way continues where its last batch committed."""
+    db = open_database(spec.target_url)
+    try:
+        store = participant_store(
+            db, suffix=spec.suffix, only=selection(spec.tenant, spec.participant), keys=keys
+        )
+        stats = await runner.run(
+            source,
+            store,
+            asyncio.Event(),
+            until=spec.until,
+            max_records=spec.batch_records,
+            poll_timeout=0.5,
+        )
+        return stats.records
+    finally:
+        db.close()
+
+
+def shares(work: dict[int, int], processes: int) -> list[list[int]]:
+    """Partitions split into at most ``processes`` groups of about equal work (records left per
+    partition in ``work``), largest first onto the least-loaded group; partitions with no work
+    are left out. Deterministic."""
+    groups: list[tuple[int, list[int]]] = [(0, []) for _ in range(max(1, processes))]
+    for partition in sorted(work, key=lambda p: (-work[p], p)):
+        if work[partition] <= 0:
+            continue
+        load, members = min(groups, key=lambda g: g[0])
+        groups[groups.index((load, members))] = (load + work[partition], [*members, partition])
+    return [sorted(members) for _, members in groups if members]
 
 
 @dataclass(slots=True)
@@ -134,15 +204,7 @@ class _Replay:
         self.result = ReplayResult()
 
     def _selected(self) -> Callable[[Commit], bool] | None:
-        if not self.repair:
-            return None
-        tenant, pid = self.opts.tenant, self.opts.participant
-        # The tenant's definitions are folded too (into the copy only: they are not participant
-        # rows, so never copied back): leaderboard scores are kept for active metrics only.
-        return lambda c: (
-            (tenant is None or c.tenant == tenant)
-            and (pid is None or c.participant_id == pid or c.stream == DEFINITION)
-        )
+        return selection(self.opts.tenant, self.opts.participant)
 
     async def run(self) -> ReplayResult:
         started = time.monotonic()
@@ -156,7 +218,10 @@ class _Replay:
         else:
             await asyncio.to_thread(self._fresh_target)
         ends = await self.opts.end_offsets()
-        await self._project_until(ends, "rebuilding" if not self.repair else "repairing")
+        label = "rebuilding" if not self.repair else "repairing"
+        if self.opts.processes > 1 and self.opts.worker is not None:
+            await self._project_in_processes(ends, label)
+        await self._project_until(ends, label)  # all of it, or what the processes left
         if self.repair:
             await self._settle(self._copy_repaired, exact=True)
             await asyncio.to_thread(self._drop_target)
@@ -189,6 +254,76 @@ class _Replay:
         )
         bar.finish()
         self.result.commits += stats.records
+
+    async def _project_in_processes(self, until: dict[int, int], label: str) -> None:
+        """Fold ``until`` in ``opts.processes`` spawned processes, each a share of the partitions
+        (``shares``), all into the target store; progress read from the store's positions.
+
+        Raises ReplayError when a process fails (the others are stopped; their committed
+        batches stay, so ``--swap`` or a new run continues). Only PostgreSQL takes several
+        writers; the CLI refuses ``--processes`` for a SQLite target.
+        """
+        assert self.opts.worker is not None
+        topic = self.opts.topic
+        start = await asyncio.to_thread(self.target.next_offsets, topic, sorted(until))
+        work = {p: end - start.get(p, 0) for p, end in until.items()}
+        groups = shares(work, self.opts.processes)
+        if len(groups) < 2:
+            return  # one share: the in-process run does it without a spawn
+        target_url = self.opts.into_url or self.opts.database_url
+        ctx = multiprocessing.get_context("spawn")  # never fork a process with threads and loops
+        procs = [
+            ctx.Process(
+                target=self.opts.worker,
+                args=(
+                    WorkerSpec(
+                        target_url,
+                        self.suffix,
+                        topic,
+                        {p: until[p] for p in group},
+                        self.opts.tenant,
+                        self.opts.participant,
+                        self.opts.batch_records,
+                        self.opts.keys_url,
+                    ),
+                ),
+                name=f"gamify-replay-{i}",
+                daemon=True,
+            )
+            for i, group in enumerate(groups)
+        ]
+        bar = ProgressBar(f"{label} ({len(procs)} processes)", start, until, self.opts.out)
+        try:
+            for proc in procs:
+                proc.start()
+            while any(proc.is_alive() for proc in procs):
+                await asyncio.sleep(0.5)
+                failed = [p for p in procs if p.exitcode not in (None, 0)]
+                if failed:
+                    raise ReplayError(
+                        f"rebuild process {failed[0].name} failed (exit code "
+                        f"{failed[0].exitcode}); the batches committed stay: run the replay "
+                        "again with --swap to continue"
+                    )
+                for partition, offset in (
+                    await asyncio.to_thread(self.target.next_offsets, topic, sorted(until))
+                ).items():
+                    bar.advance(partition, offset)
+            failed = [p for p in procs if p.exitcode != 0]
+            if failed:
+                raise ReplayError(
+                    f"rebuild process {failed[0].name} failed (exit code {failed[0].exitcode})"
+                )
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                await asyncio.to_thread(proc.join, 5)
+        done = await asyncio.to_thread(self.target.next_offsets, topic, sorted(until))
+        bar.positions.update(done)
+        bar.finish()
+        self.result.commits += sum(done.get(p, 0) - start.get(p, 0) for p in until)
 
     async def _settle(self, action: Callable[[Any, dict[int, int]], Any], *, exact: bool) -> Any:
         """Catch the rebuilt copy up with the live positions, then run ``action`` under lock.

@@ -336,6 +336,14 @@ def _add_replay_parser(commands: Any) -> None:
     replay.add_argument(
         "--into", metavar="URL", help="build into another store (sqlite:///... or postgresql://...)"
     )
+    replay.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="rebuild in N processes, each a share of the partitions (Kafka log and a "
+        "PostgreSQL target only; default 1)",
+    )
     mode = replay.add_mutually_exclusive_group()
     mode.add_argument(
         "--verify",
@@ -362,6 +370,10 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return USAGE
+    refused = _processes_refused(settings, args)
+    if refused:
+        print(f"gamify replay: {refused}", file=sys.stderr)
+        return USAGE
     try:
         new_source, end_offsets, close = _replay_log(settings)
     except ConfigError as exc:
@@ -383,6 +395,8 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         resume=args.swap,  # --verify rebuilds: the code may have changed since
         keys_url=settings.data_keys_url,
         master_key=settings.encryption_key,
+        processes=args.processes,
+        worker=replay_worker,
     )
     if args.read_models:
         opts.read_models = tuple(args.read_models)
@@ -414,6 +428,55 @@ def replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"... and {len(result.differences) - 50} more differences")
     print(f"gamify replay: {result.summary(args.verify)}", file=sys.stderr)
     return result.exit_code
+
+
+def _processes_refused(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Why ``--processes`` cannot be used here (None: it can). Several writers need PostgreSQL
+    (SQLite takes one writer at a time) and several partitions (the embedded log has one)."""
+    if args.processes < 1:
+        return "--processes must be at least 1"
+    if args.processes == 1:
+        return None
+    target = args.into or settings.read_model_url
+    if not target.startswith(("postgresql://", "postgres://")):
+        return "--processes needs a PostgreSQL target (SQLite takes one writer at a time)"
+    if not settings.kafka_bootstrap_servers:
+        return "--processes needs the Kafka log (the embedded log has one partition)"
+    return None
+
+
+def replay_worker(spec: Any) -> None:
+    """One process of ``gamify replay --processes N`` (spawned; projections.replay.WorkerSpec):
+    the Kafka settings and master key from the inherited environment, a log source of its
+    partitions only, the spec's data-key store, then ``project_share``. Any failure raises,
+    so the process exits non-zero and the parent stops the replay."""
+    from projections.data_keys import open_data_keys
+    from projections.replay import project_share
+    from projections.sources.kafka import KafkaLogSource
+    from services.adapters.kafka_clients import client_options
+
+    settings = Settings.from_env(os.environ)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
+    assert settings.kafka_bootstrap_servers  # _processes_refused checked it
+    source = KafkaLogSource(
+        settings.kafka_bootstrap_servers,
+        spec.topic,
+        group_id=None,
+        client_id="gamify-replay",
+        connection=client_options(settings.kafka_security),
+        only_partitions=sorted(spec.until),
+    )
+    keys = None
+    if spec.keys_url is not None:
+        keys = open_data_keys(spec.keys_url, master_key=settings.encryption_key, must_exist=True)
+    try:
+        asyncio.run(project_share(spec, source, keys))
+    finally:
+        if keys is not None:
+            keys.close()
 
 
 def _cause(exc: BaseException, settings: Settings, args: argparse.Namespace) -> str:

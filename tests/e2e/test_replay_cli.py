@@ -535,6 +535,55 @@ async def test_replay_into_a_fresh_store_builds_it_and_verifies_clean(
     }  # the live store is only read
 
 
+@pytest.mark.parametrize("target", ["into", "swap"])
+async def test_a_rebuild_in_two_processes_equals_the_live_read_models(
+    server_factory: Callable,
+    api_for: Callable[[Server], Api],
+    postgres_schema_url: str,
+    tmp_path: Path,
+    target: str,
+) -> None:
+    """`--processes 2` on Kafka: the partitions split between two spawned processes, both
+    writing one PostgreSQL store. ``into``: a copy in another schema verifies clean against the
+    live (SQLite) store, row by row. ``swap``: the live store is PostgreSQL; its shadow copy is
+    swapped in, every GET answers as before, and a single-process rebuild verifies clean."""
+    srv = server_factory("kafka")
+    if target == "swap":
+        srv.env["GAMIFY_DATABASE_URL"] = postgres_schema_url
+    srv.start()
+    api = api_for(srv)
+    people = await write_session(api)
+    spread = [uid(f"p{i}") for i in range(24)]  # commits on (almost surely) every partition
+    for i, pid in enumerate(spread):
+        assert (await api.award(pid, 1 + i, idem=f"k-{pid}")).status == 200
+    people += [(ACME_KEY, pid) for pid in spread]
+    before = await snapshot(api, people)
+    into = ["--into", postgres_schema_url] if target == "into" else []
+
+    done = gamify_replay(srv, *into, "--processes", "2", timeout=180)
+    assert done.returncode == 0, show(done)
+    assert "(2 processes)" in done.stderr, show(done)
+    checked = gamify_replay(srv, *into, "--verify", timeout=180)
+    assert checked.returncode == 0, show(checked)
+    assert re.search(r"\b0 differences", checked.stderr), show(checked)
+    assert_same(before, await snapshot(api, people))
+
+
+def test_several_processes_are_refused_where_only_one_writer_or_partition_exists(
+    server_factory: Callable, tmp_path: Path
+) -> None:
+    """SQLite takes one writer, the embedded log has one partition: exit 2 before any work."""
+    kafka, embedded = server_factory("kafka"), server_factory("embedded")
+    done = gamify_replay(kafka, "--into", f"sqlite:///{tmp_path / 'x.db'}", "--processes", "2")
+    assert done.returncode == 2 and "PostgreSQL target" in done.stderr, show(done)
+    assert not (tmp_path / "x.db").exists()
+    embedded.env["GAMIFY_DATABASE_URL"] = "postgresql://127.0.0.1:5432/test"
+    done = gamify_replay(embedded, "--processes", "2")
+    assert done.returncode == 2 and "Kafka log" in done.stderr, show(done)
+    done = gamify_replay(embedded, "--processes", "0")
+    assert done.returncode == 2 and "at least 1" in done.stderr, show(done)
+
+
 def _tenants(people: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(GLOBEX if key == GLOBEX_KEY else ACME, pid) for key, pid in people]
 
