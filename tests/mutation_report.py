@@ -29,6 +29,7 @@ NOT_SCORED = {
     "services.participants.domain.x_decider_": "import-time registration (see below)",
     "services.participants.engine.x_consequence_": "import-time registration (see below)",
     "projections.participants.projector.x_writer_": "import-time registration (see below)",
+    "projections.participants.projector.x_evolver_": "import-time registration (see below)",
 }
 IMPORT_TIME = (
     "Registration decorators run when their module is imported, before mutmut switches a mutant "

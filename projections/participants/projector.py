@@ -1,15 +1,16 @@
 """Pure fold of participant commits into the participant row and row writes, with the version check.
 
-Feature modules (``projections/participants/features``) register ``evolve`` for their events
-(what the participant row becomes) and ``writer`` (rows of their own tables).
+Feature modules (``projections/participants/features``) register an ``evolver`` for their events
+(what the event changes in the row's own fields; ``schemas.sections.fold`` folds the sections)
+and ``writer`` (rows of their own tables). The fold assigns to a ``Draft``, a working copy of the
+row, instead of building a new frozen row per event (issue 11).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from functools import singledispatch
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -59,28 +60,72 @@ class ParticipantRow:
         return replace(self, sections={**self.sections, name: value})
 
 
-_FIELDS = tuple(f.name for f in fields(ParticipantRow))
-_set = object.__setattr__
+class Draft(ParticipantRow):
+    """A participant row while it is folded: the same fields, but assignable.
+
+    The fold assigns to a draft event by event instead of building a new frozen row per event
+    (issue 11). A draft is a working copy: the participant stream keeps one per participant for
+    a whole batch (loaded from the database, or new) and writes its columns at flush;
+    ``apply_commit`` folds a copy of its row and returns it frozen (``freeze``). Assign new
+    values to a draft's fields and never change its dicts (``attributes``, ``sections``) in
+    place: a copy shares them with the row it was copied from.
+    """
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+
+
+def draft_of(row: ParticipantRow) -> Draft:
+    """A draft with ``row``'s values (a shallow copy: the dicts are shared, not copied)."""
+    new = object.__new__(Draft)
+    new.tenant = row.tenant
+    new.participant_id = row.participant_id
+    new.version = row.version
+    new.display_name = row.display_name
+    new.avatar_url = row.avatar_url
+    new.attributes = row.attributes
+    new.balance = row.balance
+    new.total_earned = row.total_earned
+    new.total_spent = row.total_spent
+    new.total_events = row.total_events
+    new.rewards_claimed = row.rewards_claimed
+    new.is_active = row.is_active
+    new.created_at = row.created_at
+    new.last_seen_at = row.last_seen_at
+    new.sections = row.sections
+    return new
+
+
+def new_draft(commit: Commit) -> Draft:
+    """The draft of a participant the commit creates: every field at its default."""
+    return draft_of(
+        ParticipantRow(commit.tenant, commit.participant_id, created_at=commit.recorded_at)
+    )
+
+
+def freeze(draft: Draft) -> ParticipantRow:
+    """``draft`` made a ``ParticipantRow`` in place (no copy): frozen from then on.
+
+    The two classes have the same slots, so the object changes class and keeps its values.
+    """
+    draft.__class__ = ParticipantRow  # type: ignore[assignment]
+    return draft
 
 
 def replace(row: ParticipantRow, **changes: Any) -> ParticipantRow:
     """``row`` with ``changes``: ``dataclasses.replace`` for this one class, without its cost.
 
-    The fold replaces the row once per event and once per commit, and ``dataclasses.replace``
-    (which looks up the fields and runs ``__init__`` with keywords each time) was a sixth of
-    the projector's time. The row has no ``__post_init__`` and no field with ``init=False``,
-    so a copy of every slot plus the changes is the same row; an unknown name raises.
+    A copy of every field plus the changes (the row has no ``__post_init__`` and no field with
+    ``init=False``, so it is the same row); an unknown name raises AttributeError.
     """
-    new = object.__new__(ParticipantRow)
-    for name in _FIELDS:
-        _set(new, name, getattr(row, name))
+    new = draft_of(row)
     for name, value in changes.items():
-        _set(new, name, value)
-    return new
+        setattr(new, name, value)  # slots only: an unknown name raises
+    return freeze(new)
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(NamedTuple):
     """One row change the fold asks the store to make: a registered statement and its values."""
 
     statement: str
@@ -109,125 +154,163 @@ def apply_commit(
 ) -> Verdict:
     """Apply ``commit`` if it was decided on the row's version and its idempotency key is new.
 
-    Deterministic in (row, commit, key_used), so replaying the log repeats every verdict.
-    ``writes=False`` folds the row only (reading the past needs no rows of other tables).
+    Deterministic in (row, commit, key_used), so replaying the log repeats every verdict; the
+    row passed in is left as it was (the fold works on a copy). ``writes=False`` folds the row
+    only (reading the past needs no rows of other tables).
     """
+    status = check(row, commit, key_used=key_used)
+    if status is not None:
+        return Verdict(status, row)
+    found: list[Write] | None = [] if writes else None
+    draft = fold_into(draft_of(row) if row is not None else new_draft(commit), commit, found)
+    return Verdict(APPLIED, freeze(draft), tuple(found or ()))
+
+
+def check(row: ParticipantRow | None, commit: Commit, *, key_used: bool) -> str | None:
+    """The verdict on ``commit`` that needs no fold (duplicate, conflict, or applied without
+    events: a keyed command that changed nothing, whose key alone is recorded); None when its
+    events must be folded into the row."""
     if key_used:
-        return Verdict(DUPLICATE, row)
-    version = row.version if row is not None else 0
-    if commit.expected_version != version:
-        return Verdict(CONFLICT, row)
-    if not commit.events:  # a keyed command that changed nothing: only its key is recorded
-        return Verdict(APPLIED, row)
-    current = row or ParticipantRow(
-        commit.tenant, commit.participant_id, created_at=commit.recorded_at
-    )
-    found: list[Write] = []
+        return DUPLICATE
+    if commit.expected_version != (row.version if row is not None else 0):
+        return CONFLICT
+    if not commit.events:
+        return APPLIED
+    return None
+
+
+def fold_into(draft: Draft, commit: Commit, writes: list[Write] | None) -> Draft:
+    """Fold the events of ``commit`` (already checked: ``check``) into ``draft``, in place.
+
+    Each event runs its plan (``plan_of``): the evolver of the row's own fields, the section
+    fold, then the writers, which see the row after the event; their writes are appended to
+    ``writes`` (None: none are made). Then the version moves on by one and ``last_seen_at``
+    becomes the commit's time unless every event is one Gamify decided alone (NOT_ACTIVITY).
+    Returns ``draft``.
+    """
+    at = commit.recorded_at
+    active = not draft.last_seen_at
     for idx, event in enumerate(commit.events):
-        current = evolve(event, current, commit)
-        if writes:
-            found.extend(writes_for(event, current, commit, idx))
-    seen = current.last_seen_at
-    if not seen or not all(type(e) in NOT_ACTIVITY for e in commit.events):
-        seen = commit.recorded_at
-    current = replace(current, version=version + 1, last_seen_at=seen)
-    return Verdict(APPLIED, current, tuple(found))
+        cls = type(event)
+        own, sections, writers = _PLANS.get(cls) or plan_of(cls)
+        if own is not None:
+            own(event, draft, commit)
+        if sections is not None:
+            draft.sections = sections(event, draft.sections, at)
+        if writes is not None:
+            for fn in writers:
+                writes.extend(fn(event, draft, commit, idx))
+        if cls not in NOT_ACTIVITY:
+            active = True
+    draft.version = commit.expected_version + 1
+    if active:
+        draft.last_seen_at = at
+    return draft
 
 
 # Events Gamify decides on its own (the scheduler's expiry, an admin's erasure): they change the
 # participant but are not its activity, so they leave last_seen_at ("latest accepted command").
 NOT_ACTIVITY: frozenset[type[Event]] = frozenset({PointsExpired, ParticipantErased})
 
-
-@singledispatch
-def evolve(event: Event, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    """Fold one event into the row: engine events change its sections (schemas.sections)."""
-    sections = fold(event, row.sections, commit.recorded_at)
-    return row if sections is row.sections else replace(row, sections=sections)
-
-
-Writer = Callable[[Any, ParticipantRow, Commit, int], list[Write]]
+Evolver = Callable[[Any, Draft, Commit], None]
+Writer = Callable[[Any, ParticipantRow, Commit, int], Iterable[Write]]
+SectionFold = Callable[[Any, dict[str, Any], str], dict[str, Any]]
+# Event type -> what it changes in the row's own fields (one per type, found along the MRO).
+EVOLVERS: dict[type[Event], Evolver] = {}
 # Event type -> every feature's writer for it (several features may write rows for one event).
 WRITERS: dict[type[Event], list[Writer]] = {}
+# Event type -> (evolver, section fold, writers), resolved once per type (``plan_of``).
+_PLANS: dict[type, tuple[Evolver | None, SectionFold | None, tuple[Writer, ...]]] = {}
+_NO_SECTIONS = fold.dispatch(object)  # schemas.sections' default: the sections unchanged
 
 
-def writer(event_type: type[Event]) -> Callable[[Writer], Writer]:
-    """Register ``fn(event, row, commit, idx)`` as one more writer of ``event_type``."""
+def plan_of(
+    event_type: type,
+) -> tuple[Evolver | None, SectionFold | None, tuple[Writer, ...]]:
+    """What folding an event of ``event_type`` runs, resolved once and kept: its evolver (by
+    the MRO, as singledispatch would), its ``schemas.sections`` fold (None when that leaves the
+    sections as they are), its writers (registered for exactly that type)."""
+    own = next((EVOLVERS[k] for k in event_type.__mro__ if k in EVOLVERS), None)
+    sections = fold.dispatch(event_type)
+    plan = (own, None if sections is _NO_SECTIONS else sections, tuple(WRITERS.get(event_type, ())))
+    _PLANS[event_type] = plan
+    return plan
 
-    def register(fn: Writer) -> Writer:
-        WRITERS.setdefault(event_type, []).append(fn)
+
+def evolver(event_type: type[Event]) -> Callable[[Evolver], Evolver]:
+    """Register ``fn(event, draft, commit)`` as what ``event_type`` does to the row's own
+    fields: it assigns new values to the draft (never changes its dicts in place) and returns
+    None. The sections are folded by ``schemas.sections.fold`` after it, for every event."""
+
+    def register(fn: Evolver) -> Evolver:
+        EVOLVERS[event_type] = fn
+        _PLANS.clear()
         return fn
 
     return register
 
 
-def writes_for(event: Event, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
-    """Rows of other tables one event writes (``row`` is the participant after the event)."""
-    return [w for fn in WRITERS.get(type(event), ()) for w in fn(event, row, commit, idx)]
+def writer(event_type: type[Event]) -> Callable[[Writer], Writer]:
+    """Register ``fn(event, row, commit, idx)`` as one more writer of ``event_type``: it returns
+    the writes (a list or tuple) of the event, ``row`` being the participant after it."""
+
+    def register(fn: Writer) -> Writer:
+        WRITERS.setdefault(event_type, []).append(fn)
+        _PLANS.clear()
+        return fn
+
+    return register
 
 
-@evolve.register
-def _(event: ParticipantRegistered, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(
-        row,
-        display_name=event.display_name,
-        avatar_url=event.avatar_url,
-        attributes=dict(event.attributes),
-        created_at=commit.recorded_at,
-    )
+@evolver(ParticipantRegistered)
+def _registered(event: ParticipantRegistered, row: Draft, commit: Commit) -> None:
+    row.display_name = event.display_name
+    row.avatar_url = event.avatar_url
+    row.attributes = dict(event.attributes)
+    row.created_at = commit.recorded_at
 
 
-@evolve.register
-def _(event: ParticipantProfileUpdated, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    allowed = {"display_name", "avatar_url"}
-    fields = {k: v for k, v in event.changes.items() if k in allowed}
+@evolver(ParticipantProfileUpdated)
+def _profile_updated(event: ParticipantProfileUpdated, row: Draft, commit: Commit) -> None:
+    changes = event.changes
+    if "display_name" in changes:
+        row.display_name = changes["display_name"]
+    if "avatar_url" in changes:
+        row.avatar_url = changes["avatar_url"]
     if event.attributes_replaced or event.attributes_set or event.attributes_removed:
-        fields["attributes"] = attributes_after(event, row.attributes)
-    return replace(row, **fields)
+        row.attributes = attributes_after(event, row.attributes)
 
 
-@evolve.register
-def _(event: PointsAwarded, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(
-        row,
-        balance=row.balance + event.amount,
-        total_earned=row.total_earned + event.amount,
-        sections=fold(event, row.sections, commit.recorded_at),  # an expiring credit: a lot
-    )
+@evolver(PointsAwarded)
+def _awarded(event: PointsAwarded, row: Draft, commit: Commit) -> None:
+    row.balance += event.amount
+    row.total_earned += event.amount  # an expiring credit is also a lot (schemas.sections)
 
 
-@evolve.register
-def _(event: PointsDeducted, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(
-        row,
-        balance=row.balance - event.amount,
-        total_spent=row.total_spent + event.amount,
-        sections=fold(event, row.sections, commit.recorded_at),  # consumes lots first
-    )
+@evolver(PointsDeducted)
+def _deducted(event: PointsDeducted, row: Draft, commit: Commit) -> None:
+    row.balance -= event.amount
+    row.total_spent += event.amount  # lots are consumed first (schemas.sections)
 
 
-@evolve.register
-def _(event: PointsExpired, row: ParticipantRow, commit: Commit) -> ParticipantRow:
+@evolver(PointsExpired)
+def _expired(event: PointsExpired, row: Draft, commit: Commit) -> None:
     # Expiry is not spending and never lowers what was earned (gamify-api.md 3.6).
-    return replace(
-        row,
-        balance=row.balance - event.amount,
-        sections=fold(event, row.sections, commit.recorded_at),
-    )
+    row.balance -= event.amount
 
 
 @writer(PointsAwarded)
 def _ledger_award(
     event: PointsAwarded, row: ParticipantRow, commit: Commit, idx: int
-) -> list[Write]:
-    return [_ledger(commit, idx, event.transaction_id, "award", event.amount, event)]
+) -> tuple[Write, ...]:
+    return (_ledger(commit, idx, event.transaction_id, "award", event.amount, event),)
 
 
 @writer(PointsDeducted)
 def _ledger_deduct(
     event: PointsDeducted, row: ParticipantRow, commit: Commit, idx: int
-) -> list[Write]:
-    return [_ledger(commit, idx, event.transaction_id, "deduct", -event.amount, event)]
+) -> tuple[Write, ...]:
+    return (_ledger(commit, idx, event.transaction_id, "deduct", -event.amount, event),)
 
 
 @writer(PointsExpired)

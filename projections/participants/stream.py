@@ -1,4 +1,10 @@
-"""The participant stream projection: participant rows of one batch, folded with the version check."""
+"""The participant stream projection: participant rows of one batch, folded with the version check.
+
+Each participant of a batch has one ``Draft`` (projections.participants.projector): loaded from
+the database or new, folded in place commit after commit, its columns written once at flush. A
+batch that fails is rolled back and applied again from the database, so a draft left half-folded
+by an error is never written.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,16 @@ from typing import Any
 
 import orjson
 
-from projections.participants.projector import APPLIED, ParticipantRow, Write, apply_commit
+from projections.participants.projector import (
+    APPLIED,
+    Draft,
+    ParticipantRow,
+    Write,
+    check,
+    fold_into,
+    freeze,
+    new_draft,
+)
 from projections.participants.schema import PARTICIPANT_COLUMNS
 from projections.participants.snapshots import snapshot
 from projections.streams import SelectIn, register_stream
@@ -17,7 +32,7 @@ class ParticipantStream:
     """Participant commits of one batch: rows by (tenant, participant id)."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], ParticipantRow | None] = {}
+        self.rows: dict[tuple[str, str], Draft | None] = {}
         self.dirty: set[tuple[str, str]] = set()
 
     def load(self, select_in: SelectIn, commits: list[Commit]) -> None:
@@ -28,19 +43,24 @@ class ParticipantStream:
             "WHERE (tenant, participant_id) IN",
             people,
         )
-        for row in map(row_from_db, found):
+        for row in map(draft_from_db, found):
             self.rows[(row.tenant, row.participant_id)] = row
 
     def apply(self, commit: Commit, *, key_used: bool) -> tuple[str, list[Write]]:
+        """``apply_commit``'s verdict and writes, folding the participant's draft in place."""
         ident = (commit.tenant, commit.participant_id)
-        verdict = apply_commit(self.rows.get(ident), commit, key_used=key_used)
-        writes = list(verdict.writes)
-        if verdict.status == APPLIED and verdict.row is not None:
-            if commit.events:  # a commit without events leaves the version as it was
-                writes += snapshot(verdict.row, commit, row_to_db)
-            self.rows[ident] = verdict.row
+        draft = self.rows.get(ident)
+        status = check(draft, commit, key_used=key_used)
+        if status is None:
+            writes: list[Write] = []
+            draft = fold_into(draft or new_draft(commit), commit, writes)
+            writes += snapshot(draft, commit, row_to_db)
+            self.rows[ident] = draft
             self.dirty.add(ident)
-        return verdict.status, writes
+            return APPLIED, writes
+        if status == APPLIED and draft is not None:  # no events: the row is written as it was
+            self.dirty.add(ident)
+        return status, []
 
     def flush(self) -> list[Write]:
         return [
@@ -71,23 +91,29 @@ def row_to_db(row: ParticipantRow) -> tuple[Any, ...]:
 
 
 def row_from_db(found: tuple[Any, ...]) -> ParticipantRow:
-    return ParticipantRow(
-        tenant=found[0],
-        participant_id=found[1],
-        version=found[2],
-        display_name=found[3],
-        avatar_url=found[4],
-        attributes=orjson.loads(found[5]),
-        balance=found[6],
-        total_earned=found[7],
-        total_spent=found[8],
-        total_events=found[9],
-        rewards_claimed=found[10],
-        is_active=bool(found[11]),
-        created_at=found[12],
-        last_seen_at=found[13],
-        sections=orjson.loads(found[14]),
-    )
+    """The row of the participants table's columns (``PARTICIPANT_COLUMNS``, in order)."""
+    return freeze(draft_from_db(found))
+
+
+def draft_from_db(found: tuple[Any, ...]) -> Draft:
+    """``row_from_db`` as a draft, to be folded."""
+    new = object.__new__(Draft)
+    new.tenant = found[0]
+    new.participant_id = found[1]
+    new.version = found[2]
+    new.display_name = found[3]
+    new.avatar_url = found[4]
+    new.attributes = orjson.loads(found[5])
+    new.balance = found[6]
+    new.total_earned = found[7]
+    new.total_spent = found[8]
+    new.total_events = found[9]
+    new.rewards_claimed = found[10]
+    new.is_active = bool(found[11])
+    new.created_at = found[12]
+    new.last_seen_at = found[13]
+    new.sections = orjson.loads(found[14])
+    return new
 
 
 register_stream(PARTICIPANT, ParticipantStream)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
+import pytest
+
 from projections.participants.projector import (
     APPLIED,
     CONFLICT,
     DUPLICATE,
     ParticipantRow,
     apply_commit,
+    draft_of,
+    freeze,
+    replace,
 )
 from schemas.events import (
     Causation,
     Commit,
     Event,
+    EventTracked,
     ParticipantProfileUpdated,
     ParticipantRegistered,
     PointsAwarded,
@@ -137,3 +146,34 @@ def test_unknown_event_types_leave_the_row_unchanged_but_still_count_the_commit(
     assert verdict.status == APPLIED
     assert verdict.row is not None
     assert (verdict.row.version, verdict.row.balance) == (2, 5)
+
+
+def test_the_fold_works_on_a_copy_and_returns_a_frozen_row() -> None:
+    row = ParticipantRow(
+        "t", "u1", version=1, attributes={"a": 1}, sections={"event_counts": {"x": 1}}
+    )
+    before = copy.deepcopy(row)
+    verdict = apply_commit(
+        row,
+        commit(
+            1,
+            PointsAwarded("tx", 5, 5, expires_at="2026-03-01T00:00:00Z"),
+            EventTracked("e1", "x", {}, "2026-02-14T09:00:00Z"),
+            ParticipantProfileUpdated(attributes_set={"b": 2}),
+        ),
+        key_used=False,
+    )
+    assert row == before  # nothing of the row passed in changed, not even its dicts
+    assert type(verdict.row) is ParticipantRow
+    assert verdict.row is not None and verdict.row.sections["event_counts"] == {"x": 2}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.row.balance = 0  # type: ignore[misc]
+
+
+def test_a_draft_copies_every_field_and_replace_rejects_unknown_names() -> None:
+    row = ParticipantRow(**{f.name: f"v-{f.name}" for f in dataclasses.fields(ParticipantRow)})
+    copied = freeze(draft_of(row))
+    assert type(copied) is ParticipantRow and copied == row and copied is not row
+    assert replace(row, balance=7) == dataclasses.replace(row, balance=7)
+    with pytest.raises(AttributeError):
+        replace(row, balances=7)

@@ -10,13 +10,12 @@ give the same rows. Points, counts, badges, tiers and leaderboard scores are lef
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from projections.db import rows
-from projections.participants.projector import ParticipantRow, Write, evolve, writer
+from projections.participants.projector import Draft, ParticipantRow, Write, evolver, writer
 from projections.participants.schema import Flush, register_flush_hook
 from schemas.events import PARTICIPANT, Commit, ParticipantErased
 from schemas.sealing import PERSONAL
@@ -24,15 +23,19 @@ from schemas.sealing import PERSONAL
 ERASE = "participant_erase"  # handled by the flush hook below, never executed as SQL
 
 
-@evolve.register
-def _(event: ParticipantErased, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(row, display_name=None, avatar_url=None, attributes={})
+@evolver(ParticipantErased)
+def _clear(event: ParticipantErased, row: Draft, commit: Commit) -> None:
+    row.display_name = None
+    row.avatar_url = None
+    row.attributes = {}
 
 
 @writer(ParticipantErased)
-def _write(event: ParticipantErased, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
+def _write(
+    event: ParticipantErased, row: ParticipantRow, commit: Commit, idx: int
+) -> tuple[Write, ...]:
     version = commit.expected_version + 1
-    return [Write(ERASE, (commit.tenant, commit.participant_id, version, commit.commit_id))]
+    return (Write(ERASE, (commit.tenant, commit.participant_id, version, commit.commit_id)),)
 
 
 def anonymised_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

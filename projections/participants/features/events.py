@@ -5,16 +5,15 @@ from __future__ import annotations
 import orjson
 
 from projections.participants.projector import (
+    Draft,
     ParticipantRow,
     Write,
-    evolve,
+    evolver,
     history,
-    replace,
     writer,
 )
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, EventTracked
-from schemas.sections import fold
 
 register_table(
     Table(
@@ -44,18 +43,14 @@ INSERT = register_statement(
 )
 
 
-@evolve.register
-def _(event: EventTracked, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(
-        row,
-        total_events=row.total_events + 1,
-        sections=fold(event, row.sections, commit.recorded_at),
-    )
+@evolver(EventTracked)
+def _count(event: EventTracked, row: Draft, commit: Commit) -> None:
+    row.total_events += 1  # the counts per name and first/last times: schemas.sections
 
 
 @writer(EventTracked)
-def _write(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> list[Write]:
-    return [
+def _write(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -> tuple[Write, ...]:
+    return (
         history(
             INSERT,
             commit,
@@ -65,5 +60,5 @@ def _write(event: EventTracked, row: ParticipantRow, commit: Commit, idx: int) -
             orjson.dumps(event.properties).decode(),
             event.occurred_at,
             commit.recorded_at,
-        )
-    ]
+        ),
+    )

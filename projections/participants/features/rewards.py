@@ -7,16 +7,15 @@
 from __future__ import annotations
 
 from projections.participants.projector import (
+    Draft,
     ParticipantRow,
     Write,
-    evolve,
+    evolver,
     history,
-    replace,
     writer,
 )
 from projections.participants.schema import Table, register_statement, register_table
 from schemas.events import Commit, RewardClaimed
-from schemas.sections import fold
 
 CLAIM_COLUMNS = (
     "tenant, participant_id, version, idx, claim_id, reward_id, name, type, code, "
@@ -50,13 +49,9 @@ INSERT = register_statement(
 )
 
 
-@evolve.register
-def _(event: RewardClaimed, row: ParticipantRow, commit: Commit) -> ParticipantRow:
-    return replace(
-        row,
-        rewards_claimed=row.rewards_claimed + 1,
-        sections=fold(event, row.sections, commit.recorded_at),
-    )
+@evolver(RewardClaimed)
+def _count(event: RewardClaimed, row: Draft, commit: Commit) -> None:
+    row.rewards_claimed += 1  # the per-reward count: schemas.sections
 
 
 @writer(RewardClaimed)
