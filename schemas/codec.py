@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, Literal, Union
 
 import msgspec
 import orjson
@@ -94,14 +94,6 @@ def headers(commit: Commit) -> list[tuple[str, bytes]]:
     ]
 
 
-class _RawEvent(msgspec.Struct):
-    """An event as it is on the log; ``data`` stays bytes until its class is known."""
-
-    type: str
-    version: int
-    data: msgspec.Raw
-
-
 class _RawCausation(msgspec.Struct):
     command: str
     source: str | None = None
@@ -111,8 +103,27 @@ class _RawCausation(msgspec.Struct):
     input: dict[str, Any] | None = None  # not an object: a DecodeError, so the generic path says so
 
 
-class _RawCommit(msgspec.Struct):
-    """The commit envelope (participant_commit.v1.json); unknown keys are ignored."""
+def _event_shape(cls: type[Event]) -> Any:
+    """The typed shape of one event on the log: tagged by ``type``, only the current ``version``.
+
+    ``data`` decodes straight into the event dataclass; an older version (or any other value)
+    does not match ``Literal``, so the whole record goes to the generic path, which upcasts.
+    """
+    return msgspec.defstruct(
+        f"_{cls.TYPE}Shape",
+        [("version", Literal[cls.class_version]), ("data", cls)],  # type: ignore[valid-type]
+        tag_field="type",
+        tag=cls.TYPE,
+        module=__name__,
+    )
+
+
+_AnyEvent = Union[tuple(_event_shape(cls) for cls in EVENT_CLASSES.values())]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class _TypedCommit(msgspec.Struct):
+    """The commit envelope (participant_commit.v1.json) with its events typed; unknown keys are
+    ignored. One msgspec pass reads the whole record."""
 
     commit_id: str
     tenant: str
@@ -120,14 +131,12 @@ class _RawCommit(msgspec.Struct):
     expected_version: int
     recorded_at: str
     causation: _RawCausation
-    events: list[_RawEvent]
+    events: list[_AnyEvent]  # type: ignore[valid-type]
     stream: str | None = None
     personal: dict[str, Any] | None = None
 
 
-_ENVELOPE = msgspec.json.Decoder(_RawCommit)
-# Event type -> (current class version, a decoder of its data straight into the dataclass).
-_DATA = {t: (cls.class_version, msgspec.json.Decoder(cls), cls) for t, cls in EVENT_CLASSES.items()}
+_TYPED = msgspec.json.Decoder(_TypedCommit)
 
 
 def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
@@ -140,49 +149,124 @@ def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
     """
     try:
         return _decode_typed(value, keys)
-    except (msgspec.DecodeError, _NotTyped):
+    except (msgspec.DecodeError, _NotTyped):  # ValidationError is a DecodeError
         return _decode_generic(value, keys)
 
 
 class _NotTyped(Exception):
-    """The typed path does not read this record (an older event version, an unknown type)."""
+    """The typed path does not read this record (sealed values that do not fit their event)."""
 
 
 def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:
-    raw = _ENVELOPE.decode(value)
+    raw = _TYPED.decode(value)
     c = raw.causation
+    events = tuple([e.data for e in raw.events])
     fingerprint, input_ = c.fingerprint, c.input
-    sealed: dict[int, Any] = {}
     if raw.personal is not None:
         plain = _open(raw.personal, raw.tenant, raw.participant_id, raw.commit_id, keys)
         if plain is not None:
-            sealed = _sealed_events(plain)
+            events = _with_sealed(events, _sealed_events(plain))
             fingerprint = plain.get("f", fingerprint)
             input_ = _with_inputs(input_, plain)
-    events = []
-    for idx, e in enumerate(raw.events):
-        current = _DATA.get(e.type)
-        if current is None or current[0] != e.version:
-            raise _NotTyped
-        if idx in sealed:  # the clear fields and the opened ones, checked as one event
-            data = msgspec.json.decode(e.data)
-            if not isinstance(data, dict) or not isinstance(sealed[idx], dict):
-                raise _NotTyped
-            events.append(msgspec.convert({**data, **sealed[idx]}, current[2]))
-        else:
-            events.append(current[1].decode(e.data))
-    return Commit(
-        commit_id=raw.commit_id,
-        tenant=raw.tenant,
-        participant_id=raw.participant_id,
-        expected_version=raw.expected_version,
-        recorded_at=raw.recorded_at,
-        causation=Causation(
+    return _commit(
+        raw.commit_id,
+        raw.tenant,
+        raw.participant_id,
+        raw.expected_version,
+        raw.recorded_at,
+        _causation(
             c.command, c.source or "http", c.request_id, c.idempotency_key, fingerprint, input_
         ),
-        events=tuple(events),
-        stream=raw.stream or PARTICIPANT,
+        events,
+        raw.stream or PARTICIPANT,
     )
+
+
+def _with_sealed(events: tuple[Event, ...], sealed: dict[int, Any]) -> tuple[Event, ...]:
+    """``events`` with the opened values put back, each event checked again as a whole."""
+    found = list(events)
+    for idx, values in sealed.items():
+        if not 0 <= idx < len(found):
+            continue  # as before: a sealed index without its event is ignored
+        if not isinstance(values, dict):
+            raise _NotTyped
+        event = found[idx]
+        # to_builtins: the event's fields as a dict (JSON values: equal copies), read in C
+        found[idx] = msgspec.convert({**msgspec.to_builtins(event), **values}, type(event))
+    return tuple(found)
+
+
+# Commit and Causation are frozen slotted dataclasses: their generated __init__ sets each field
+# through object.__setattr__, which costs more than decoding the whole record. The decoder fills
+# the same slots directly (the same objects: same class, same fields, equal and hashable alike).
+_new = object.__new__
+
+
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    """The setters of ``cls``'s slots, in field order; TypeError unless they are its fields."""
+    names = tuple(f.name for f in fields(cls))
+    if names != cls.__slots__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"schemas.codec builds {cls.__name__} field by field: update it")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+(
+    _set_commit_id,
+    _set_tenant,
+    _set_participant_id,
+    _set_expected_version,
+    _set_recorded_at,
+    _set_causation,
+    _set_events,
+    _set_stream,
+    _set_personal,
+) = _slot_setters(Commit)
+_set_command, _set_source, _set_request_id, _set_key, _set_fingerprint, _set_input = _slot_setters(
+    Causation
+)
+
+
+def _commit(
+    commit_id: str,
+    tenant: str,
+    participant_id: str,
+    expected_version: int,
+    recorded_at: str,
+    causation: Causation,
+    events: tuple[Event, ...],
+    stream: str,
+) -> Commit:
+    """``Commit(...)`` (``personal`` None) without the frozen dataclass's __init__."""
+    commit: Commit = _new(Commit)
+    _set_commit_id(commit, commit_id)
+    _set_tenant(commit, tenant)
+    _set_participant_id(commit, participant_id)
+    _set_expected_version(commit, expected_version)
+    _set_recorded_at(commit, recorded_at)
+    _set_causation(commit, causation)
+    _set_events(commit, events)
+    _set_stream(commit, stream)
+    _set_personal(commit, None)
+    return commit
+
+
+def _causation(
+    command: str,
+    source: str,
+    request_id: str | None,
+    idempotency_key: str | None,
+    fingerprint: str | None,
+    input_: dict[str, Any] | None,
+) -> Causation:
+    """``Causation(...)`` without the frozen dataclass's __init__."""
+    causation: Causation = _new(Causation)
+    _set_command(causation, command)
+    _set_source(causation, source)
+    _set_request_id(causation, request_id)
+    _set_key(causation, idempotency_key)
+    _set_fingerprint(causation, fingerprint)
+    _set_input(causation, input_)
+    return causation
 
 
 def _sealed_events(plain: dict[str, Any]) -> dict[int, Any]:
@@ -232,7 +316,8 @@ def _decode_generic(value: bytes, keys: DataKeys | None = None) -> Commit:
         )
     except CodecError:
         raise
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        # ValueError: orjson's, or sealed values that are not an object (dict.update)
         raise CodecError(f"not a gamify commit: {exc!r}") from exc
 
 
