@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import MISSING, field, fields, make_dataclass
 from typing import Any, Literal, Union
 
 import msgspec
@@ -168,18 +168,22 @@ def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:
             events = _with_sealed(events, _sealed_events(plain))
             fingerprint = plain.get("f", fingerprint)
             input_ = _with_inputs(input_, plain)
-    return _commit(
+    causation = _CausationTwin(
+        c.command, c.source or "http", c.request_id, c.idempotency_key, fingerprint, input_
+    )
+    causation.__class__ = Causation  # see _twin
+    commit = _CommitTwin(
         raw.commit_id,
         raw.tenant,
         raw.participant_id,
         raw.expected_version,
         raw.recorded_at,
-        _causation(
-            c.command, c.source or "http", c.request_id, c.idempotency_key, fingerprint, input_
-        ),
+        causation,
         events,
         raw.stream or PARTICIPANT,
     )
+    commit.__class__ = Commit
+    return commit  # type: ignore[no-any-return]
 
 
 def _with_sealed(events: tuple[Event, ...], sealed: dict[int, Any]) -> tuple[Event, ...]:
@@ -196,77 +200,34 @@ def _with_sealed(events: tuple[Event, ...], sealed: dict[int, Any]) -> tuple[Eve
     return tuple(found)
 
 
-# Commit and Causation are frozen slotted dataclasses: their generated __init__ sets each field
-# through object.__setattr__, which costs more than decoding the whole record. The decoder fills
-# the same slots directly (the same objects: same class, same fields, equal and hashable alike).
-_new = object.__new__
+def _twin(cls: type) -> Any:
+    """A mutable twin of the frozen slotted dataclass ``cls``: the same fields, defaults and slots.
+
+    ``cls``'s generated __init__ sets each field through ``object.__setattr__`` (it is frozen),
+    which costs more than reading the whole record; the twin's __init__ stores them directly.
+    The decoder builds a twin, then gives it ``cls`` as its class (``__class__`` assignment, which
+    Python allows between classes of the same layout): the object is then a ``cls`` like any
+    other (equality, hash, repr, frozenness, ``dataclasses.replace``). TypeError at import if
+    ``cls`` stops being one this works for.
+    """
+    twin = make_dataclass(
+        f"_{cls.__name__}Twin",
+        [(f.name, f.type, field(default=f.default)) for f in fields(cls)],
+        slots=True,
+        eq=False,
+        repr=False,
+    )
+    if (
+        twin.__slots__ != getattr(cls, "__slots__", None)
+        or hasattr(cls, "__post_init__")
+        or any(f.default_factory is not MISSING for f in fields(cls))
+        or cls.__bases__ != (object,)
+    ):
+        raise TypeError(f"schemas.codec cannot build {cls.__name__} through a twin: update it")
+    return twin
 
 
-def _slot_setters(cls: type) -> tuple[Any, ...]:
-    """The setters of ``cls``'s slots, in field order; TypeError unless they are its fields."""
-    names = tuple(f.name for f in fields(cls))
-    if names != cls.__slots__ or hasattr(cls, "__post_init__"):
-        raise TypeError(f"schemas.codec builds {cls.__name__} field by field: update it")
-    return tuple(getattr(cls, name).__set__ for name in names)
-
-
-(
-    _set_commit_id,
-    _set_tenant,
-    _set_participant_id,
-    _set_expected_version,
-    _set_recorded_at,
-    _set_causation,
-    _set_events,
-    _set_stream,
-    _set_personal,
-) = _slot_setters(Commit)
-_set_command, _set_source, _set_request_id, _set_key, _set_fingerprint, _set_input = _slot_setters(
-    Causation
-)
-
-
-def _commit(
-    commit_id: str,
-    tenant: str,
-    participant_id: str,
-    expected_version: int,
-    recorded_at: str,
-    causation: Causation,
-    events: tuple[Event, ...],
-    stream: str,
-) -> Commit:
-    """``Commit(...)`` (``personal`` None) without the frozen dataclass's __init__."""
-    commit: Commit = _new(Commit)
-    _set_commit_id(commit, commit_id)
-    _set_tenant(commit, tenant)
-    _set_participant_id(commit, participant_id)
-    _set_expected_version(commit, expected_version)
-    _set_recorded_at(commit, recorded_at)
-    _set_causation(commit, causation)
-    _set_events(commit, events)
-    _set_stream(commit, stream)
-    _set_personal(commit, None)
-    return commit
-
-
-def _causation(
-    command: str,
-    source: str,
-    request_id: str | None,
-    idempotency_key: str | None,
-    fingerprint: str | None,
-    input_: dict[str, Any] | None,
-) -> Causation:
-    """``Causation(...)`` without the frozen dataclass's __init__."""
-    causation: Causation = _new(Causation)
-    _set_command(causation, command)
-    _set_source(causation, source)
-    _set_request_id(causation, request_id)
-    _set_key(causation, idempotency_key)
-    _set_fingerprint(causation, fingerprint)
-    _set_input(causation, input_)
-    return causation
+_CommitTwin, _CausationTwin = _twin(Commit), _twin(Causation)
 
 
 def _sealed_events(plain: dict[str, Any]) -> dict[int, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import orjson
@@ -181,15 +182,21 @@ def test_an_input_that_is_not_an_object_is_not_a_commit() -> None:
 
 
 def test_the_decoder_builds_the_same_commit_objects_the_constructors_build() -> None:
-    got = decode(encode(COMMIT))
+    commit = replace(COMMIT, causation=replace(COMMIT.causation, fingerprint="ab" * 32))
+    got = decode(encode(commit))
     assert type(got) is Commit and type(got.causation) is Causation
-    assert got == COMMIT and got.causation == COMMIT.causation
+    assert got == commit and got.causation == commit.causation
     assert [getattr(got, f.name) for f in fields(Commit)] == [
-        getattr(COMMIT, f.name) for f in fields(Commit)
+        getattr(commit, f.name) for f in fields(Commit)
     ]
-    assert repr(got) == repr(COMMIT)
+    assert repr(got) == repr(commit)
+    assert hash(got.causation) == hash(commit.causation)
+    assert pickle.loads(pickle.dumps(got)) == commit
+    assert replace(got, tenant="other") == replace(commit, tenant="other")
     with pytest.raises(AttributeError):
         got.tenant = "other"  # type: ignore[misc]  # still frozen
+    with pytest.raises(AttributeError):
+        got.causation.source = "other"  # type: ignore[misc]
 
 
 def test_current_records_are_read_in_one_typed_pass(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,7 +207,7 @@ def test_current_records_are_read_in_one_typed_pass(monkeypatch: pytest.MonkeyPa
     assert decode(encode(COMMIT)) == COMMIT
 
 
-def test_the_field_by_field_builder_refuses_a_class_it_does_not_follow() -> None:
+def test_the_twin_builder_refuses_a_class_it_cannot_stand_in_for() -> None:
     @dataclass(frozen=True, slots=True)
     class Checked:
         a: int
@@ -208,8 +215,17 @@ def test_the_field_by_field_builder_refuses_a_class_it_does_not_follow() -> None
         def __post_init__(self) -> None:
             pass
 
-    with pytest.raises(TypeError, match="update it"):
-        codec._slot_setters(Checked)  # noqa: SLF001
+    @dataclass(frozen=True, slots=True)
+    class Defaulted:
+        a: list[int] = field(default_factory=list)
+
+    @dataclass(frozen=True)
+    class Unslotted:
+        a: int
+
+    for cls in (Checked, Defaulted, Unslotted):
+        with pytest.raises(TypeError, match="update it"):
+            codec._twin(cls)  # noqa: SLF001
 
 
 @pytest.mark.parametrize(
