@@ -1,11 +1,12 @@
 """Encode and decode commits to and from log record bytes, upcasting old event versions.
 
 Encoding uses orjson. Decoding has two paths that give the same commit: a typed msgspec decoder
-that builds the envelope and each current-version event straight from the bytes (~3x faster than
-orjson into dicts, then dataclasses; bench/apply_profile.py --decode-only), and the generic path
-(orjson, upcasters, then the dataclass) for everything else: older event versions, and any record
-the typed decoder does not accept as it stands (which the generic path then reads or refuses with
-a CodecError, exactly as before).
+that reads the whole record in one pass, the envelope and every current-version event straight
+into its dataclass (~4x faster than orjson into dicts, then dataclasses; bench/decode_ab.py), and
+the generic path (orjson, upcasters, then the dataclass) for everything else: older event
+versions, and any record the typed decoder does not accept as it stands (which the generic path
+then reads or refuses with a CodecError, exactly as before). Neither judges whether a store can
+hold the values (projections.poison.check_storable does, on the bytes).
 
 Personal fields are sealed before a commit is encoded (schemas/sealing.py: ``seal``, applied by
 the event log) and opened here on decoding when ``keys`` are given: records written before
@@ -154,7 +155,7 @@ def decode(value: bytes, keys: DataKeys | None = None) -> Commit:
 
 
 class _NotTyped(Exception):
-    """The typed path does not read this record (sealed values that do not fit their event)."""
+    """The typed path does not read this record (sealed values that are not an object)."""
 
 
 def _decode_typed(value: bytes, keys: DataKeys | None = None) -> Commit:

@@ -254,3 +254,11 @@ def test_edge_records_read_the_same_on_the_typed_and_the_generic_path(
             decode(value)
         return
     assert decode(value) == expected
+
+
+def test_the_typed_pass_reads_event_keys_in_any_order() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"] = [
+        {"data": e["data"], "version": e["version"], "type": e["type"]} for e in raw["events"]
+    ]
+    assert codec._decode_typed(orjson.dumps(raw)) == COMMIT  # noqa: SLF001
