@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import orjson
@@ -178,3 +179,86 @@ def test_an_input_that_is_not_an_object_is_not_a_commit() -> None:
     raw["causation"]["input"] = [1]
     with pytest.raises(CodecError):
         decode(orjson.dumps(raw))
+
+
+def test_the_decoder_builds_the_same_commit_objects_the_constructors_build() -> None:
+    commit = replace(COMMIT, causation=replace(COMMIT.causation, fingerprint="ab" * 32))
+    got = decode(encode(commit))
+    assert type(got) is Commit and type(got.causation) is Causation
+    assert got == commit and got.causation == commit.causation
+    assert [getattr(got, f.name) for f in fields(Commit)] == [
+        getattr(commit, f.name) for f in fields(Commit)
+    ]
+    assert repr(got) == repr(commit)
+    assert hash(got.causation) == hash(commit.causation)
+    assert pickle.loads(pickle.dumps(got)) == commit
+    assert replace(got, tenant="other") == replace(commit, tenant="other")
+    with pytest.raises(AttributeError):
+        got.tenant = "other"  # type: ignore[misc]  # still frozen
+    with pytest.raises(AttributeError):
+        got.causation.source = "other"  # type: ignore[misc]
+
+
+def test_current_records_are_read_in_one_typed_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: object) -> None:
+        raise AssertionError("the generic path read a current record")
+
+    monkeypatch.setattr(codec, "_decode_generic", refused)
+    assert decode(encode(COMMIT)) == COMMIT
+
+
+def test_the_twin_builder_refuses_a_class_it_cannot_stand_in_for() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    @dataclass(frozen=True, slots=True)
+    class Defaulted:
+        a: list[int] = field(default_factory=list)
+
+    @dataclass(frozen=True)
+    class Unslotted:
+        a: int
+
+    for cls in (Checked, Defaulted, Unslotted):
+        with pytest.raises(TypeError, match="update it"):
+            codec._twin(cls)  # noqa: SLF001
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda raw: raw["causation"].update(source=""),  # read as "http" on both paths
+        lambda raw: raw["causation"].update(source=None),
+        lambda raw: raw.update(stream=""),
+        lambda raw: raw["events"][2]["data"].update(extra={"x": 1}),  # unknown keys ignored
+        lambda raw: raw["events"][1].update(note="x"),
+        lambda raw: raw["events"][3].update(type="NoSuchEvent"),
+        lambda raw: raw["events"][0].pop("data"),
+        lambda raw: raw["events"][3]["data"].pop("metadata"),  # a missing field: its default
+    ],
+)
+def test_edge_records_read_the_same_on_the_typed_and_the_generic_path(
+    edit: Callable[[dict], None],
+) -> None:
+    raw = orjson.loads(encode(COMMIT))
+    edit(raw)
+    value = orjson.dumps(raw)
+    try:
+        expected = codec._decode_generic(value)  # noqa: SLF001
+    except CodecError:
+        with pytest.raises(CodecError):
+            decode(value)
+        return
+    assert decode(value) == expected
+
+
+def test_the_typed_pass_reads_event_keys_in_any_order() -> None:
+    raw = orjson.loads(encode(COMMIT))
+    raw["events"] = [
+        {"data": e["data"], "version": e["version"], "type": e["type"]} for e in raw["events"]
+    ]
+    assert codec._decode_typed(orjson.dumps(raw)) == COMMIT  # noqa: SLF001

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 
+import orjson
 import psycopg
 import pytest
 from eventsourcing import persistence
@@ -103,6 +106,9 @@ def test_the_diagnosis_names_the_driver_error_behind_a_wrapper() -> None:
         b'{"amount": 9223372036854775808}',
         b'{"amount": 18446744073709551615}',
         b'{"list": [1, ["x\\u0000"]]}',
+        b'{"amount": 123456789012345678901234567890}',  # orjson reads it as a float
+        b'{"amount": -123456789012345678901234567890}',
+        b'{"amount": -9223372036854775809}',
     ],
 )
 def test_values_no_store_can_hold_are_found_on_the_record(value: bytes) -> None:
@@ -127,3 +133,35 @@ def test_sanitised_text_escapes_control_and_bidi_characters_and_is_bounded() -> 
     assert sanitise("a\x00b\u202ec") == "a\\x00b\\u202ec"
     assert len(sanitise("x" * 1000, 50)) == 50
     assert storable("user\t123") and not storable("a\x00") and storable(None)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda raw: raw["events"][0]["data"].update(amount=2**63),
+        lambda raw: raw["events"][0]["data"].update(amount=10**30),
+        lambda raw: raw["events"][0]["data"].update(reason="a\x00b"),
+        lambda raw: raw["events"][0]["data"].update(unknown_field="a\x00b"),  # the decoder skips it
+        lambda raw: raw["causation"].update(unknown_field=-(2**70)),
+        lambda raw: raw.update(extra={"deep": ["x", {"n\x00": 1}]}),
+    ],
+)
+def test_a_record_the_decoder_reads_can_still_be_unstorable(edit: Callable[[dict], None]) -> None:
+    from schemas.codec import decode, encode
+    from schemas.events import Causation, Commit, PointsAwarded
+
+    commit = Commit(
+        "c-1", "acme", "u-1", 0, "2026-02-14T10:00:00Z", Causation("points.award"),
+        (PointsAwarded("tx-1", 5, 5, None, {}, base_amount=5),),
+    )  # fmt: skip
+    raw = orjson.loads(encode(commit))
+    edit(raw)
+    value = _dumps(raw)
+    decode(value)  # a commit: the codec does not judge what a store can hold
+    with pytest.raises(Unstorable):
+        check_storable(value)
+
+
+def _dumps(raw: dict) -> bytes:
+    """JSON of ``raw`` with integers of any size (orjson refuses those beyond 64 bits)."""
+    return json.dumps(raw, separators=(",", ":")).encode()

@@ -243,3 +243,52 @@ def test_the_sealing_log_refuses_to_pass_an_unknown_append_through() -> None:
     log = SealingEventLog(Other(), CachedFakeKeys())  # type: ignore[arg-type]
     with pytest.raises(AttributeError, match="unsealed"):
         log.append_batch  # noqa: B018
+
+
+def _resealed(value: bytes, keys: FakeKeys, plain: dict) -> bytes:
+    """``value`` (a sealed COMMIT) with its envelope replaced by one sealing ``plain``."""
+    from schemas.sealing import aad, encrypt
+
+    raw = orjson.loads(value)
+    kid, key = keys.key_for_write("acme", "user_123")
+    raw["personal"] = encrypt(key, kid, orjson.dumps(plain), aad("acme", "user_123", "c-1"))
+    return orjson.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    "sealed_events",
+    [
+        [[2, {"reason": 5}]],  # not the field's type: the generic path reads it as it is
+        [[2, {"reason": "r", "no_such_field": 1}]],  # an unknown field: ignored
+    ],
+)
+def test_sealed_values_the_typed_path_refuses_are_read_as_before(sealed_events: list) -> None:
+    keys = FakeKeys()
+    value = _resealed(encode(seal(COMMIT, keys)), keys, {"e": sealed_events, "i": {}})
+    got = decode(value, keys)
+    assert got == codec._decode_generic(value, keys)  # noqa: SLF001
+    assert got.events[2].reason == sealed_events[0][1]["reason"]
+    assert got.events[3] == COMMIT.events[3]
+
+
+def test_sealed_values_for_no_event_are_ignored_as_before() -> None:
+    keys = FakeKeys()
+    plain = {"e": [[9, {"reason": "r"}], [-1, {"reason": "r"}]], "i": {}}
+    got = decode(_resealed(encode(seal(COMMIT, keys)), keys, plain), keys)
+    assert got.events == decode(encode(seal(COMMIT, FakeKeys()))).events  # as if erased
+
+
+@pytest.mark.parametrize("values", ["not an object", ["reason", "r"], 5])
+def test_sealed_values_that_are_not_an_object_are_not_a_commit(values: object) -> None:
+    keys = FakeKeys()
+    value = _resealed(encode(seal(COMMIT, keys)), keys, {"e": [[2, values]], "i": {}})
+    with pytest.raises(CodecError):
+        decode(value, keys)
+
+
+def test_an_opened_event_is_checked_again_as_a_whole() -> None:
+    keys = FakeKeys()
+    value = _resealed(encode(seal(COMMIT, keys)), keys, {"e": [[2, {"reason": "r"}]], "i": {}})
+    awarded = decode(value, keys).events[2]
+    assert type(awarded) is PointsAwarded
+    assert (awarded.reason, awarded.metadata, awarded.amount) == ("r", {}, 50)
