@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    InterfaceError,
+    OperationalError,
+)
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteDatastore
 
 SQLITE_PREFIX = "sqlite:///"
@@ -112,6 +116,8 @@ class Database:
     def _transaction(self, *, commit: bool, derived: bool) -> Iterator[Any]:
         if self.kind == "sqlite" and commit and derived and self._derived_lock.acquire(False):
             try:
+                if self.datastore.pool.closed:  # as the pool would: no transaction after close()
+                    raise ConnectionPoolClosedError
                 conn = self._derived_connection()
                 cursor = conn.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
@@ -173,10 +179,13 @@ class Database:
         for conn in self._inline.values():
             conn.close()
         self._inline.clear()
-        with self._derived_lock:
-            for derived in self._derived:
-                derived.close()
-            self._derived.clear()
+        if self._derived_lock.acquire(timeout=wait):  # else a batch still runs on it: leave it
+            try:
+                for derived in self._derived:
+                    derived.close()
+                self._derived.clear()
+            finally:
+                self._derived_lock.release()
         self.datastore.close()
 
 

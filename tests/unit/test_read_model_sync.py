@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from projections.db import open_database
 from services.adapters.sqlite_event_log import SqliteEventLog
 
@@ -81,3 +83,15 @@ def test_derived_batches_keep_one_connection_with_a_bigger_cache(tmp_path: Path)
     finally:
         db.close()
     assert not db._derived  # noqa: SLF001 - closed with the rest
+
+
+def test_no_derived_transaction_after_close(tmp_path: Path) -> None:
+    from eventsourcing.persistence import ConnectionPoolClosedError
+
+    db = open_database(f"sqlite:///{tmp_path / 'read.db'}")
+    with db.transaction(commit=True, derived=True) as c:
+        c.execute("CREATE TABLE t (x INTEGER)")
+    db.close()
+    with pytest.raises(ConnectionPoolClosedError), db.transaction(commit=True, derived=True):
+        pass
+    assert not db._derived  # noqa: SLF001 - none opened again
