@@ -104,6 +104,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def main_thread_sched(pid: int) -> tuple[float, float]:
+    """(on-CPU, waiting-for-a-CPU) seconds of ``pid``'s main thread (/proc/<pid>/schedstat)."""
+    on_cpu, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
 async def standalone(args: argparse.Namespace) -> dict[str, Any]:
     """A tansu broker and ``gamify serve`` on an empty SQLite store, then ``inbound``."""
     from tests.kafka_broker import start_tansu
@@ -123,15 +129,18 @@ async def standalone(args: argparse.Namespace) -> dict[str, Any]:
         if args.spy:
             spy = subprocess.Popen(  # noqa: S603 - py-spy from this venv
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(server.pid),
-                 "-o", args.spy, "-f", args.spy_format, "-r", "50", "--nonblocking", "--threads"],
+                 "-o", args.spy, "-f", args.spy_format, "-r", "50", "--nonblocking", "--threads", *(["--gil"] if os.environ.get("SPY_GIL") else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             await asyncio.sleep(1)
-        cpu = cpu_seconds(server.pid)
+        cpu, sched = cpu_seconds(server.pid), main_thread_sched(server.pid)
         found = await inbound(
             tansu.bootstrap, f"{prefix}inbound", store, args.commands, args.participants, args.cap
         )
         used = cpu_seconds(server.pid) - cpu
+        on_cpu, waiting = (b - a for a, b in zip(sched, main_thread_sched(server.pid), strict=True))
+        found["main_thread"] = {"on_cpu": on_cpu, "runnable_waiting": waiting,
+                                "blocked_or_idle": found["seconds"] - on_cpu - waiting}  # fmt: skip
         found["serve_cpu_seconds"] = used
         found["serve_cpu_us_per_command"] = used / max(1, found["applied"]) * 1e6
         found["loadavg"] = os.getloadavg()
