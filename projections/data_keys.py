@@ -22,7 +22,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
 
@@ -113,6 +113,29 @@ class DataKeyStore:
             raise KeyStoreError(f"the data key of {participant_id!r} was destroyed just now")
         self._remember(ident, *current)
         return current
+
+    def keys_for_write(self, idents: Iterable[tuple[str, str]]) -> None:
+        """``key_for_write`` for many (tenant, participant) at once: one transaction for those
+        not cached, so a batch of new participants pays for one durable commit, not one each."""
+        missing = [i for i in dict.fromkeys(idents) if not self.cached_write_key(*i)]
+        if not missing:
+            return
+        fresh = [(i, secrets.token_hex(8), new_key()) for i in missing]
+        insert = self.db.sql(
+            f"INSERT INTO {TABLE} (tenant, participant_id, kid, material, created_at) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, participant_id) DO NOTHING"
+        )
+        created = _now()
+        found: list[tuple[tuple[str, str], tuple[str, bytes] | None]] = []
+        with self.db.transaction(commit=True) as c:
+            c.executemany(
+                insert, [(*i, kid, self._wrap(i, kid, key), created) for i, kid, key in fresh]
+            )
+            found = [(i, self._select(c, i)) for i in missing]
+        for ident, current in found:
+            if current is None:  # destroyed between the insert and the select: an erasure won
+                raise KeyStoreError(f"the data key of {ident[1]!r} was destroyed just now")
+            self._remember(ident, *current)
 
     def key_for_read(self, tenant: str, participant_id: str, kid: str) -> bytes | None:
         """The key ``kid`` of the participant, or None if it was destroyed.

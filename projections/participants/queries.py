@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,8 @@ from projections.participants.projector import APPLIED, ParticipantRow
 from projections.participants.schema import PARTICIPANT_COLUMNS, TableSql
 from projections.participants.store import row_from_db, tracking_name
 
-_PARTICIPANT = (
-    f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}} "  # noqa: S608
-    "WHERE tenant = ? AND participant_id = ?"
-)
+_PARTICIPANTS = f"SELECT {PARTICIPANT_COLUMNS} FROM {{participants}}"  # noqa: S608
+_PARTICIPANT = f"{_PARTICIPANTS} WHERE tenant = ? AND participant_id = ?"
 
 __all__ = [
     "LedgerPage",
@@ -209,6 +208,62 @@ class ParticipantQueries(TableSql):
         )
         return _outcome(found, found[6]) if found else None
 
+    # Set-wise reads for the inbound waves: one statement per MANY_CHUNK keys instead of one each.
+
+    def _many(self, sql: str, params: tuple[Any, ...], *, inline: bool) -> list[tuple[Any, ...]]:
+        if inline:
+            return self.db.inline_rows(self.sql(sql), params)
+        with self.db.transaction(commit=False) as c:
+            c.execute(self.sql(sql), params)
+            return rows(c)
+
+    def participants(
+        self, tenant: str, ids: Sequence[str], *, inline: bool = False
+    ) -> dict[str, ParticipantRow]:
+        """``participant`` for many ids of one tenant, by id (absent ids are not in the map)."""
+        found: dict[str, ParticipantRow] = {}
+        for part in _chunks(list(dict.fromkeys(ids))):
+            marks = ", ".join("?" * len(part))
+            sql = f"{_PARTICIPANTS} WHERE tenant = ? AND participant_id IN ({marks})"
+            for r in self._many(sql, (tenant, *part), inline=inline):
+                participant = row_from_db(r)
+                found[participant.participant_id] = participant
+        return found
+
+    def outcomes(self, commit_ids: Sequence[str], *, inline: bool = False) -> dict[str, OutcomeRow]:
+        """``outcome`` for many commits, by commit id (commits without a verdict are absent)."""
+        found: dict[str, OutcomeRow] = {}
+        for part in _chunks(list(dict.fromkeys(commit_ids))):
+            sql = (
+                "SELECT commit_id, status, command, events, log_partition, log_offset "  # noqa: S608
+                f"FROM {{commit_outcomes}} WHERE commit_id IN ({', '.join('?' * len(part))})"
+            )
+            for r in self._many(sql, tuple(part), inline=inline):
+                found[r[0]] = _outcome(r, None)
+        return found
+
+    def idempotent_many(
+        self, tenant: str, keys: Sequence[tuple[str, str]], *, inline: bool = False
+    ) -> dict[tuple[str, str], OutcomeRow]:
+        """``idempotent`` for many (participant id, key) pairs of one tenant, by pair."""
+        found: dict[tuple[str, str], OutcomeRow] = {}
+        for part in _chunks(list(dict.fromkeys(keys)), MANY_CHUNK // 2):
+            pairs = ", ".join(["(?, ?)"] * len(part))
+            sql = (  # the pairs drive the join: each one a primary-key lookup
+                f"WITH wanted (participant_id, idempotency_key) AS (VALUES {pairs}) "  # noqa: S608
+                "SELECT o.commit_id, o.status, o.command, o.events, o.log_partition, "
+                "o.log_offset, f.fingerprint, k.participant_id, k.idempotency_key "
+                "FROM wanted w JOIN {idempotency_keys} k ON k.tenant = ? "
+                "AND k.participant_id = w.participant_id AND k.idempotency_key = w.idempotency_key "
+                "JOIN {commit_outcomes} o ON o.commit_id = k.commit_id "
+                "LEFT JOIN {idempotency_fingerprints} f ON f.tenant = k.tenant "
+                "AND f.participant_id = k.participant_id AND f.idempotency_key = k.idempotency_key"
+            )
+            params = (*(value for pair in part for value in pair), tenant)
+            for r in self._many(sql, params, inline=inline):
+                found[(r[7], r[8])] = _outcome(r, r[6])
+        return found
+
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The projector's position on one partition (last applied offset + 1)."""
         found = self._one(
@@ -220,6 +275,13 @@ class ParticipantQueries(TableSql):
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
         self._one("SELECT 1", ())
+
+
+MANY_CHUNK = 400  # bound parameters per set-wise statement (SQLite's limit is 32,766)
+
+
+def _chunks(items: list[Any], size: int = MANY_CHUNK) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _outcome(found: Any, fingerprint: str | None) -> OutcomeRow:

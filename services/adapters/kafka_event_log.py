@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -181,17 +182,25 @@ class KafkaEventLog:
         """
         if self._producer is None:
             raise RuntimeError("KafkaEventLog.append_many() called before start()")
-        sent = [
-            await self._producer.send(
-                self.topic, codec.encode(c), key=c.key, headers=codec.headers(c)
+        sent = []
+        for commit in commits:
+            value = codec.encode(commit)
+            future = await self._producer.send(
+                self.topic, value, key=commit.key, headers=codec.headers(commit)
             )
-            for c in commits
-        ]
+            if self.on_appended is not None:  # each one once acknowledged, as append() does
+                future.add_done_callback(functools.partial(self._acknowledged, value))
+            sent.append(future)
         settled = await asyncio.gather(*sent, return_exceptions=True)
         for result in settled:
             if isinstance(result, BaseException):
                 raise result
         return [LogPosition(md.partition, md.offset) for md in settled]  # type: ignore[union-attr]
+
+    def _acknowledged(self, value: bytes, future: asyncio.Future[Any]) -> None:
+        if self.on_appended is not None and not future.cancelled() and not future.exception():
+            md = future.result()
+            self.on_appended(md.partition, md.offset, value)
 
     async def ensure_topic(self) -> None:
         """Create the topic unless it exists; refuse (TopicConfigError) one that loses events."""

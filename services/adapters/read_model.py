@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -90,6 +90,41 @@ class ReadModelReader:
         if found is not None and found.events is None:
             found = replace(found, events=await logged_events(self.log, found, self.keys))
         return _outcome(found)
+
+    # Set-wise reads (the inbound waves): one statement per few hundred keys.
+
+    async def get_states(
+        self, tenant: str, participant_ids: Sequence[str]
+    ) -> dict[str, ParticipantState]:
+        """``get_state`` of many participants of one tenant, by id; absent: no such participant."""
+        if self.queries.inline:
+            found = self.queries.participants(tenant, participant_ids, inline=True)
+        else:
+            found = await asyncio.to_thread(self.queries.participants, tenant, participant_ids)
+        return {pid: participant_state(r) for pid, r in found.items()}  # type: ignore[misc]
+
+    async def get_outcomes(self, commit_ids: Sequence[str]) -> dict[str, CommitOutcome]:
+        """``get_outcome`` of many commits, by commit id; absent: no verdict yet."""
+        if self.queries.inline:
+            found = self.queries.outcomes(commit_ids, inline=True)
+        else:
+            found = await asyncio.to_thread(self.queries.outcomes, commit_ids)
+        return {cid: _outcome(r) for cid, r in found.items()}  # type: ignore[misc]
+
+    async def get_idempotents(
+        self, tenant: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], CommitOutcome]:
+        """``get_idempotent`` of many (participant id, key) pairs of one tenant, by pair."""
+        if self.queries.inline:
+            found = self.queries.idempotent_many(tenant, keys, inline=True)
+        else:
+            found = await asyncio.to_thread(self.queries.idempotent_many, tenant, keys)
+        answers: dict[tuple[str, str], CommitOutcome] = {}
+        for pair, row in found.items():
+            if row.events is None:
+                row = replace(row, events=await logged_events(self.log, row, self.keys))
+            answers[pair] = _outcome(row)  # type: ignore[assignment]
+        return answers
 
 
 class EventsNotFound(RuntimeError):

@@ -38,7 +38,14 @@ class SealingEventLog:
         return await self.log.append(await self._sealed(commit))  # type: ignore[no-any-return]
 
     async def append_many(self, commits: Sequence[Commit]) -> list[LogPosition]:
-        """Seal each commit, then append them in order (at once where the wrapped log can)."""
+        """Seal each commit, then append them in order (at once where the wrapped log can).
+
+        The keys not cached are fetched (or created) together first, in one worker-thread call.
+        """
+        many = getattr(self.keys, "keys_for_write", None)
+        wanted = [(c.tenant, c.participant_id) for c in commits if has_personal(c)]
+        if many is not None and any(not self.keys.cached_write_key(*i) for i in wanted):
+            await asyncio.to_thread(many, wanted)
         sealed = [await self._sealed(commit) for commit in commits]
         many = getattr(self.log, "append_many", None)
         if many is not None:

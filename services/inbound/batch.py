@@ -54,13 +54,18 @@ class Item:
         return self.message.tenant, self.message.command.participant_id
 
     @property
+    def key(self) -> str:
+        """The idempotency key: the message's own, else ``inbound:<topic>:<partition>:<offset>``."""
+        return self.message.idempotency_key or f"inbound:{self.where}"
+
+    @property
     def context(self) -> Context:
         """The causation the one-at-a-time path gives the same message (and the same key)."""
         return Context(
             tenant=self.message.tenant,
             source="inbound",
             request_id=self.where,
-            idempotency_key=self.message.idempotency_key or f"inbound:{self.where}",
+            idempotency_key=self.key,
             fingerprint=self.message.fingerprint,
         )
 
@@ -149,17 +154,20 @@ class WaveRunner:
         now = deps.clock()
         catalogs = {t: await deps.reader.get_catalog(t) for t in {i.message.tenant for i in wave}}
         failed: list[tuple[Item, Rejected]] = []
-        decisions: list[Decision] = []
-        for n, item in enumerate(wave, 1):
-            if n % YIELD_EVERY == 0:  # SQLite reads run inline: let HTTP requests and the
-                await asyncio.sleep(0)  # projector in this process have the loop now and then
+        originals = await self._originals(wave)
+        todo: list[Item] = []
+        for item in wave:
             try:
-                if await self._replayed(item):
-                    continue
+                if not self._replayed(item, originals.get(item.where)):
+                    todo.append(item)
             except Rejected as rejected:
                 failed.append((item, rejected))
-                continue
-            state = await deps.reader.get_state(*item.participant)
+        states = await self._states(todo)
+        decisions: list[Decision] = []
+        for n, item in enumerate(todo, 1):
+            if n % YIELD_EVERY == 0:  # deciding is CPU only: let HTTP requests and the
+                await asyncio.sleep(0)  # projector in this process have the loop now and then
+            state = states.get(item.participant)
             decisions.append(
                 decide_item(item, state, catalogs[item.message.tenant], now, deps.new_id)
             )
@@ -179,16 +187,48 @@ class WaveRunner:
         failed.extend(r for r in await asyncio.gather(*map(self._again, again)) if r is not None)
         return failed
 
-    async def _replayed(self, item: Item) -> bool:
+    async def _originals(self, wave: Sequence[Item]) -> dict[str, CommitOutcome]:
+        """The outcome each item's key already has (a redelivery), by ``where``, read set-wise
+        per tenant."""
+        reader = self.deps.reader
+        many = getattr(reader, "get_idempotents", None)
+        found: dict[str, CommitOutcome] = {}
+        if many is None:  # a reader without set-wise reads: one at a time
+            for item in wave:
+                original = await reader.get_idempotent(*item.participant, item.key)
+                if original is not None:
+                    found[item.where] = original
+            return found
+        for tenant, items in _by_tenant(wave).items():
+            answers = await many(tenant, [(i.participant[1], i.key) for i in items])
+            for item in items:
+                original = answers.get((item.participant[1], item.key))
+                if original is not None:
+                    found[item.where] = original
+        return found
+
+    async def _states(self, items: Sequence[Item]) -> dict[tuple[str, str], ParticipantState]:
+        """Each item's participant state (absent: no such participant), read set-wise per tenant."""
+        reader = self.deps.reader
+        many = getattr(reader, "get_states", None)
+        found: dict[tuple[str, str], ParticipantState] = {}
+        for tenant, group in _by_tenant(items).items():
+            if many is None:
+                for item in group:
+                    state = await reader.get_state(*item.participant)
+                    if state is not None:
+                        found[item.participant] = state
+                continue
+            states = await many(tenant, [i.participant[1] for i in group])
+            found.update(((tenant, pid), state) for pid, state in states.items())
+        return found
+
+    def _replayed(self, item: Item, original: CommitOutcome | None) -> bool:
         """True if the item's key was used already (a redelivery); Rejected if by another request."""
-        ctx = item.context
-        tenant, pid = item.participant
-        assert ctx.idempotency_key is not None
-        original = await self.deps.reader.get_idempotent(tenant, pid, ctx.idempotency_key)
         if original is None:
             return False
         try:
-            check_same_request(original, item.message.name, ctx)
+            check_same_request(original, item.message.name, item.context)
         except IdempotencyKeyReused as exc:
             raise Rejected("rejected", str(exc)) from None
         except CommitQuarantined as exc:
@@ -216,11 +256,18 @@ class WaveRunner:
         waited = [self._projected(p, offsets) for p, offsets in by_partition.items()]
         if not all(await asyncio.gather(*waited)):
             raise NotYetProjected(commits[-1].commit_id)
+        many = getattr(deps.reader, "get_outcomes", None)
+        if many is not None:
+            found = await many([c.commit_id for c in commits])
+        else:
+            found = {}
+            for commit in commits:
+                one = await deps.reader.get_outcome(commit.commit_id)
+                if one is not None:
+                    found[commit.commit_id] = one
         outcomes: list[CommitOutcome] = []
-        for n, commit in enumerate(commits, 1):
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            outcome = await deps.reader.get_outcome(commit.commit_id)
+        for commit in commits:
+            outcome = found.get(commit.commit_id)
             if outcome is None:  # projected position passed but no verdict: a bug, never silence it
                 raise CommitUncertain(commit.commit_id, "projected without an outcome")
             outcomes.append(outcome)
@@ -237,6 +284,13 @@ class WaveRunner:
             if not await self.deps.progress.wait_for(position, self.deps.projection_timeout):
                 return False
         return True
+
+
+def _by_tenant(items: Sequence[Item]) -> dict[str, list[Item]]:
+    found: dict[str, list[Item]] = {}
+    for item in items:
+        found.setdefault(item.message.tenant, []).append(item)
+    return found
 
 
 async def append_all(log: EventLog, commits: Sequence[Commit]) -> list[LogPosition]:

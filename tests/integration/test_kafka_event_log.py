@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -396,11 +397,15 @@ async def test_own_appends_reach_the_source_at_once_and_match_the_log(
             assert not await source.read(500, 0.2)
         total = 0
         for n in range(6):
-            batch = [ours.append(make_commit(f"p{i}", n)) for i in range(30)]
+            commits = [make_commit(f"p{i}", n) for i in range(30)]
+            if n % 3 == 2:  # a wave of the inbound processor: handed over as well
+                batch: list[Any] = [ours.append_many(commits)]
+            else:
+                batch = [ours.append(c) for c in commits]
             if n % 2:
                 batch += [other.append(make_commit(f"q{i}", n)) for i in range(10)]
             await asyncio.gather(*batch)
-            total += len(batch)
+            total += len(commits) + (10 if n % 2 else 0)
             for partition, records in (await source.read(500, 0.5)).items():
                 found[partition].extend(records)
         await read_count(source, found, total)

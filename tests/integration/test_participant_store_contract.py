@@ -108,6 +108,43 @@ def test_idempotency_keys_are_scoped_to_tenant_and_participant(
     assert [queries.outcome(c).status for c in "abc"] == ["applied"] * 3  # type: ignore[union-attr]
 
 
+def test_set_wise_reads_answer_as_the_single_reads_do(
+    store: ParticipantStore, queries: ParticipantQueries
+) -> None:
+    """The inbound waves read states, keys and verdicts of many participants at once."""
+    store.apply_batch(
+        TOPIC,
+        0,
+        records(
+            award_commit("u1", 0, 10, 10, cid="a", key="k"),
+            award_commit("u2", 0, 10, 10, cid="b", key="k"),
+            award_commit("u1", 0, 10, 10, cid="c", key="k", tenant="other"),
+            award_commit("u1", 0, 5, 5, cid="d", key="j"),  # stale: a conflict
+            *[award_commit(f"m{i:03d}", 0, 1, 1, cid=f"m{i}", key=f"k{i}") for i in range(450)],
+        ),
+    )
+    ids = ["u1", "u2", "nobody", "u1", *(f"m{i:03d}" for i in range(450))]
+    rows = queries.participants("t", ids)
+    assert sorted(rows) == sorted(set(ids) - {"nobody"})  # more than one statement's worth
+    assert rows["u1"] == queries.participant("t", "u1")
+    assert queries.participants("other", ["u1", "u2"]) == {"u1": queries.participant("other", "u1")}
+    assert queries.participants("t", []) == {}
+    found = queries.outcomes(["a", "d", "missing", *(f"m{i}" for i in range(450))])
+    assert found["a"] == queries.outcome("a") and found["d"].status == "conflict"
+    assert "missing" not in found and len(found) == 452
+    pairs = [("u1", "k"), ("u2", "k"), ("u1", "j"), ("u1", "other-key"),
+             *((f"m{i:03d}", f"k{i}") for i in range(450))]  # fmt: skip
+    keyed = queries.idempotent_many("t", pairs)
+    assert keyed[("u1", "k")] == queries.idempotent("t", "u1", "k")
+    assert keyed[("u2", "k")].commit_id == "b"
+    assert ("u1", "j") not in keyed, "a conflict leaves its key free for the retry"
+    assert ("u1", "other-key") not in keyed and len(keyed) == 452
+    assert queries.idempotent_many("other", [("u1", "k")])[("u1", "k")].commit_id == "c"
+    if queries.inline:
+        assert queries.participants("t", ids, inline=True) == rows
+        assert queries.idempotent_many("t", pairs, inline=True) == keyed
+
+
 def test_an_unreadable_record_is_kept_aside_and_the_position_moves_on(
     store: ParticipantStore, db: Database
 ) -> None:

@@ -36,6 +36,30 @@ def test_a_participant_gets_one_key_that_every_process_sees(tmp_path: Path) -> N
     assert one.key_for_write("globex", "p1")[1] != key
 
 
+def test_keys_for_many_participants_come_in_one_transaction_and_keep_existing_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = open_data_keys(url(tmp_path)), open_data_keys(url(tmp_path))
+    existing = two.key_for_write("acme", "p1")
+    transactions = 0
+    begin = type(one.db).transaction
+
+    def counted(db: object, **kwargs: bool) -> object:
+        nonlocal transactions
+        transactions += db is one.db
+        return begin(db, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(one.db), "transaction", counted)
+    one.keys_for_write([("acme", "p1"), ("acme", "p2"), ("acme", "p2"), ("globex", "p3")])
+    assert transactions == 1
+    assert one.key_for_write("acme", "p1") == existing, "the first key created wins"
+    assert one.key_for_write("acme", "p2") == two.key_for_write("acme", "p2")
+    assert one.key_for_write("globex", "p3") == two.key_for_write("globex", "p3")
+    assert transactions == 1, "every key is cached"
+    one.keys_for_write([("acme", "p1"), ("acme", "p2")])
+    assert transactions == 1
+
+
 def test_a_destroyed_key_is_gone_and_a_new_one_has_another_id(tmp_path: Path) -> None:
     keys = open_data_keys(url(tmp_path))
     kid, key = keys.key_for_write("acme", "p1")

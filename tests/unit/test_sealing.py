@@ -292,3 +292,26 @@ def test_an_opened_event_is_checked_again_as_a_whole() -> None:
     awarded = decode(value, keys).events[2]
     assert type(awarded) is PointsAwarded
     assert (awarded.reason, awarded.metadata, awarded.amount) == ("r", {}, 50)
+
+async def test_append_many_fetches_the_missing_keys_of_a_batch_in_one_call() -> None:
+    """A wave of new participants: one keys_for_write for all of them, not a key write each."""
+    from services.adapters.sealing_event_log import SealingEventLog
+
+    class ManyKeys(CachedFakeKeys):
+        calls: list[list[tuple[str, str]]] = []
+
+        def keys_for_write(self, idents: list[tuple[str, str]]) -> None:
+            self.calls.append(list(idents))
+            for ident in idents:
+                self.key_for_write(*ident)
+
+    keys = ManyKeys()
+    inner = ManyLog()
+    log = SealingEventLog(inner, keys)  # type: ignore[arg-type]
+    other = replace(COMMIT, commit_id="c-2", participant_id="p-2")
+    await log.append_many([COMMIT, other])
+    await log.append_many([replace(COMMIT, commit_id="c-3", expected_version=1)])
+    assert keys.calls == [[(COMMIT.tenant, COMMIT.participant_id), (COMMIT.tenant, "p-2")]]
+    raw = b"".join(encode(commit) for commit in inner.written)
+    assert len(inner.written) == 3
+    assert not [secret for secret in SECRETS if secret.encode() in raw]

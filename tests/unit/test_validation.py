@@ -549,3 +549,113 @@ def test_the_schemas_state_the_same_map_limits_as_the_code() -> None:
             if field in ("attributes", "metadata", "properties"):
                 assert spec["maxProperties"] == MAX_MAP_KEYS, (command, field)
                 assert f"{MAX_MAP_BYTES} bytes" in spec["description"], (command, field)
+
+
+# --------------------------------------------------------------------------------------------
+# The jsonschema-rs fast path: a "valid" from it must mean the python validator finds nothing
+
+FAST_SCHEMAS = [
+    *(c.removesuffix(".v1.json") for c in (
+        "participants.register.v1.json", "participants.update.v1.json", "points.award.v1.json",
+        "points.deduct.v1.json", "events.track.v1.json", "badges.award.v1.json",
+        "tiers.assign.v1.json", "streaks.record.v1.json", "rewards.claim.v1.json",
+        "points.award_batch.v1.json", "api_keys.create.v1.json",
+    )),
+    *(f"definitions/{k}" for k in (
+        "badge", "challenge", "leaderboard", "reward", "rule", "streak", "tier", "webhook",
+    )),
+]  # fmt: skip
+# Values where python's re / jsonschema and ECMA-262 / jsonschema-rs could part: line ends,
+# Unicode digits and spaces, the BOM, bidi controls, integral floats, bools, huge integers.
+TRICKY_TEXT = ["", "a", "a\n", "\n", "x\x1c", "x\x85", "\ufeff", "\u2028", "٣", "abc\u202a",
+               "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z\n", "https://a.b/c", "https://a\x1cb",
+               "k-1:x.y", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]  # fmt: skip
+TRICKY_NUMBERS = [0, 1, -1, 1.0, 2.5, -0.0, True, False, 10**6, 10**6 + 1, 2**53 + 1, 2**63,
+                  10**30, float("inf")]  # fmt: skip
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(
+        st.none(), st.sampled_from(TRICKY_TEXT), st.sampled_from(TRICKY_NUMBERS),
+        st.text(max_size=8), st.integers(), st.floats(allow_nan=False),
+    )  # fmt: skip
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=6,
+    )  # fmt: skip
+
+
+def _near(schema: Any, depth: int = 0) -> Any:
+    """Values near what ``schema`` accepts (its enums, types, properties), now and then anything."""
+    from hypothesis import strategies as st
+
+    if not isinstance(schema, dict) or depth > 4:
+        return _json_values()
+    options = []
+    if "enum" in schema or "const" in schema:
+        options.append(st.sampled_from(schema.get("enum", [schema.get("const")])))
+    types = schema.get("type", [])
+    for kind in [types] if isinstance(types, str) else types:
+        if kind == "string":
+            options.append(st.sampled_from([*TRICKY_TEXT, "vip", "gold", "x" * 101]))
+        elif kind in ("integer", "number"):
+            options.append(st.sampled_from(TRICKY_NUMBERS) | st.integers(-5, 5))
+        elif kind == "boolean":
+            options.append(st.booleans())
+        elif kind == "null":
+            options.append(st.none())
+        elif kind == "array":
+            options.append(st.lists(_near(schema.get("items"), depth + 1), max_size=3))
+        elif kind == "object":
+            options.append(_object(schema, depth + 1))
+    for alternative in [*schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        options.append(_near({**schema, **alternative, "anyOf": [], "oneOf": []}, depth + 1))
+    if not options:
+        return _json_values()
+    return st.one_of(*options) | _json_values() if depth else st.one_of(*options)
+
+
+def _object(schema: dict[str, Any], depth: int = 0) -> Any:
+    from hypothesis import strategies as st
+
+    known = schema.get("properties", {})
+    required = {k: _near(known.get(k), depth) for k in schema.get("required", [])}
+    optional = {k: _near(v, depth) for k, v in known.items() if k not in required}
+    extra = st.dictionaries(st.text(max_size=4), _json_values(), max_size=1)
+    return st.builds(
+        lambda fixed, more: {**more, **fixed},
+        st.fixed_dictionaries(required, optional=optional),
+        extra,
+    )
+
+
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("command", FAST_SCHEMAS)
+def test_the_fast_validator_never_passes_what_the_python_validator_refuses(
+    command: str, partial: bool
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from services.validation import _surely_valid, validator
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=_object(schema_of(command)))
+    def check(body: dict[str, Any]) -> None:
+        if _surely_valid(command, partial, body):
+            assert list(validator(command, partial).iter_errors(body)) == [], body
+
+    check()
+
+
+def test_the_fast_validator_answers_for_valid_commands_and_refers_integral_floats() -> None:
+    from services.validation import _surely_valid
+
+    award = {"participant_id": "p1", "amount": 3, "reason": "r", "idempotency_key": "k-1"}
+    assert _surely_valid("points.award", False, award)  # the fast path is on
+    assert not _surely_valid("points.award", False, {**award, "amount": 3.0})
+    assert errors("points.award", {**award, "amount": 3.0})[0]["loc"] == ["body", "amount"]
+    assert not _surely_valid("points.award", False, {**award, "metadata": {"n": [1.0]}})
+    assert errors("points.award", {**award, "metadata": {"n": [1.0]}}) == []
