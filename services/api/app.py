@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import uuid_utils
 from aiohttp import web
 from limits.aio.storage import RedisStorage
 
@@ -283,7 +283,7 @@ async def deps_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         progress=app[progress_key],
         clock=lambda: datetime.now(UTC),
-        new_id=lambda: str(uuid.uuid4()),
+        new_id=lambda: str(uuid_utils.uuid7()),
         projection_timeout=app[settings_key].write_timeout,
     )
     yield

@@ -32,7 +32,7 @@ PURE_BANS = (
     "services.api",
     "services.inbound",
 )
-CLOCK_CALLS = {"now", "utcnow", "today", "time", "uuid4", "uuid1"}
+CLOCK_CALLS = {"now", "utcnow", "today", "time", "uuid4", "uuid1", "uuid7"}
 
 
 def imports_of(path: Path) -> set[str]:
