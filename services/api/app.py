@@ -67,8 +67,7 @@ from services.api.keys import (
     workers_key,
     write_health_key,
 )
-from services.api.middlewares import auth_middleware, rate_limit_middleware, stamp_rate_limit
-from services.api.ops_views import metrics_middleware
+from services.api.middlewares import auth_middleware, stamp_rate_limit
 from services.api.quarantine_ops import quarantine_ctx
 from services.api.rate_limits import RateLimiter, storage_for
 from services.api.routes import OPS_ROUTES, ROUTES
@@ -99,10 +98,8 @@ def create_app(
     app = web.Application(
         middlewares=[
             access_middleware,
-            metrics_middleware,
             error_middleware,
             auth_middleware,
-            rate_limit_middleware,
         ],
         client_max_size=settings.max_body_bytes,
         # aiohttp's own access log quotes the query string; services.api.access writes ours.
