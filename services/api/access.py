@@ -98,7 +98,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             )
 
 
-async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: name the server without versions, and return the request id."""
-    response.headers["Server"] = SERVER_NAME
-    response.headers[REQUEST_ID_HEADER] = request_id(request)
+def stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the server without versions, and return the request id (every answer; called by
+    services.api.middlewares.stamp_response, the app's ``on_response_prepare``)."""
+    headers = response.headers
+    headers["Server"] = SERVER_NAME
+    headers[REQUEST_ID_HEADER] = request_id(request)

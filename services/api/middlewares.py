@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from services import metrics
+from services.api.access import stamp
 from services.api.auth import Principal
 from services.api.errors import error
 from services.api.keys import issued_keys_key, key_ring_key, rate_limiter_key
@@ -86,8 +87,10 @@ async def _rate_limited(
     return await handler(request)
 
 
-async def stamp_rate_limit(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the X-RateLimit-* headers (and Retry-After) of a counted request."""
+async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: ``Server`` and ``X-Request-ID`` on every answer
+    (services.api.access), and the X-RateLimit-* headers (and Retry-After) of a counted request."""
+    stamp(request, response)
     decision = request.get(rate_decision_key)
     if decision is not None:
         response.headers.update(decision.headers())
