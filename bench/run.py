@@ -329,6 +329,9 @@ class Bench:
             work = await self.workload()
             await memory_bench.wait_projected(self.store, self.topic, work.ends, 900)
             print("  the service's projector has caught up with the topic", flush=True)
+            waited = await reads_bench.wait_dispatched(self.store, self.topic, work.ends, 900)
+            self.results.details["webhook_catch_up_seconds"] = round(waited, 1)
+            print(f"  its webhook dispatcher too ({waited:.0f}s)", flush=True)
         return self.server
 
     async def bench_reads(self) -> None:

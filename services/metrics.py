@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter(
@@ -31,6 +33,23 @@ RATE_LIMIT_ERRORS = Counter(
     "gamify_rate_limit_errors_total",
     "Requests let through uncounted because the rate-limit storage (Redis) failed",
 )
+
+
+# The labelled children of the two HTTP metrics, per (method, route, status): ``labels()`` takes
+# a lock and validates its arguments on every call; a request only needs the child.
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request of ``route`` (a canonical path) and its latency in seconds."""
+    children = _http_children.get((method, route, status))
+    if children is None:
+        children = _http_children[(method, route, status)] = (
+            HTTP_LATENCY.labels(method, route),
+            HTTP_REQUESTS.labels(method, route, str(status)),
+        )
+    children[0].observe(seconds)
+    children[1].inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -164,15 +164,45 @@ def validate(
 
 def check_field(command: str, field: str, value: Any, location: list[Any]) -> Any:
     """One value (e.g. a path parameter) checked by the schema of ``command``'s ``field``."""
-    schema = schema_of(command)["properties"][field]
+    strict, plain = _field_checks(command, field)
+    if plain is not None and plain(value):
+        return value
     errors = [
-        _error(location, e.message, f"schema.{e.validator}")
-        for e in _Strict(schema).iter_errors(value)
+        _error(location, e.message, f"schema.{e.validator}") for e in strict.iter_errors(value)
     ]
     errors = errors or list(_text_errors(value, location[0], location[1:]))
     if errors:
         raise ValidationFailed(errors)
     return value
+
+
+_PLAIN_STRING = frozenset({"type", "minLength", "maxLength", "pattern"})
+
+
+@cache
+def _field_checks(command: str, field: str) -> tuple[Any, Callable[[Any], bool] | None]:
+    """The compiled validator of ``command``'s ``field`` and, when its schema is a plain string
+    (only ``type``, ``minLength``, ``maxLength``, ``pattern``), a predicate that is true exactly
+    when the validator and the control-character check both accept a value (path parameters
+    are checked on every request: the predicate is what most of them need; a value it refuses
+    goes through the validator for the error messages)."""
+    schema = schema_of(command)["properties"][field]
+    strict = _Strict(schema)
+    if schema.get("type") != "string" or not set(schema) <= _PLAIN_STRING:
+        return strict, None
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+
+    def plain(value: Any) -> bool:
+        return (
+            isinstance(value, str)
+            and low <= len(value)
+            and (high is None or len(value) <= high)
+            and (pattern is None or pattern.search(value) is not None)  # jsonschema: re.search
+            and CONTROL.search(value) is None
+        )
+
+    return strict, plain
 
 
 # --------------------------------------------------------------------------------------------

@@ -96,8 +96,12 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or the error body its exception maps to (``_failure``)."""
     with write_scope() as scope:
-        response = await _answer(request, handler, scope)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = _failure(request, exc, scope)
     if request.method in WRITE_METHODS and response.status < 300:
         health = request.app.get(write_health_key)
         if health is not None:
@@ -112,68 +116,66 @@ def _note_unusable(request: web.Request, exc: BaseException) -> None:
         health.failed(exc.__cause__ if isinstance(exc, CommitUncertain) and exc.__cause__ else exc)
 
 
-async def _answer(request: web.Request, handler: Handler, scope: WriteScope) -> web.StreamResponse:
-    """The handler's response, or the error body its exception maps to.
+def _failure(request: web.Request, exc: Exception, scope: WriteScope) -> web.StreamResponse:
+    """The error body ``exc`` maps to; an HTTPException below 400 (a redirect) is raised again.
 
-    The 503 rule: once a request attempted an append (``scope.appended``), any failure is a
-    503 with ``Retry-After`` saying to retry with the same Idempotency-Key, because a commit
-    may be on the log; before that, a store that cannot be used is a 503 too (nothing was
-    recorded). Only a programming error before any append is a 500.
+    Called while ``exc`` is being handled (its traceback is logged from here). The 503 rule:
+    once a request attempted an append (``scope.appended``), any failure is a 503 with
+    ``Retry-After`` saying to retry with the same Idempotency-Key, because a commit may be on
+    the log; before that, a store that cannot be used is a 503 too (nothing was recorded). Only
+    a programming error before any append is a 500.
     """
-    try:
-        return await handler(request)
-    except (ValidationFailed, InvalidDefinition) as exc:
+    if isinstance(exc, (ValidationFailed, InvalidDefinition)):
         return error(422, exc.errors)
-    except web.RequestPayloadError:
+    if isinstance(exc, web.RequestPayloadError):
         # The body's framing or encoding is broken (a bad chunk, an undecodable gzip body).
         response = error(400, "Request body is malformed (transfer or content encoding)")
         response.force_close()
         return response
-    except BodyReadTimeout as exc:
+    if isinstance(exc, BodyReadTimeout):
         response = error(408, str(exc))
         response.force_close()  # the rest of the body may still be on its way
         return response
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[settings_key].max_body_bytes
         return error(413, f"Request body too large: at most {limit} bytes")
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         return error(
             exc.status,
             exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}: ") else exc.text,
             {k: v for k, v in exc.headers.items() if k in KEPT_HEADERS},
         )
-    except Exception as exc:
-        if client_gone(request, exc):
-            return _client_closed(request)
-        for kind, status in STATUS_OF:
-            if isinstance(exc, kind):
-                if isinstance(exc, CommitUncertain):
-                    _note_unusable(request, exc)
-                    logger.warning(
-                        "%s %s: commit %s uncertain: %s",
-                        request.method,
-                        request.path,
-                        exc.commit_id,
-                        exc.reason,
-                    )
-                return error(status, str(exc), RETRY_AFTER if status == 503 else None)
-        _note_unusable(request, exc)
-        if scope.appended:
-            logger.exception("error after an append on %s %s", request.method, request.path)
-            return error(503, RETRY_WITH_KEY, RETRY_AFTER)
-        if is_unavailable(exc):
-            logger.warning(
-                "%s %s: store unavailable: %s: %s",
-                request.method,
-                request.path,
-                type(exc).__name__,
-                exc,
-            )
-            return error(503, UNAVAILABLE, RETRY_AFTER)
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error(500, "Internal server error")
+    if client_gone(request, exc):
+        return _client_closed(request)
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            if isinstance(exc, CommitUncertain):
+                _note_unusable(request, exc)
+                logger.warning(
+                    "%s %s: commit %s uncertain: %s",
+                    request.method,
+                    request.path,
+                    exc.commit_id,
+                    exc.reason,
+                )
+            return error(status, str(exc), RETRY_AFTER if status == 503 else None)
+    _note_unusable(request, exc)
+    if scope.appended:
+        logger.exception("error after an append on %s %s", request.method, request.path)
+        return error(503, RETRY_WITH_KEY, RETRY_AFTER)
+    if is_unavailable(exc):
+        logger.warning(
+            "%s %s: store unavailable: %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            exc,
+        )
+        return error(503, UNAVAILABLE, RETRY_AFTER)
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error(500, "Internal server error")
 
 
 # What a batch item that failed in an unforeseen way answers: it may have been committed.

@@ -1,5 +1,8 @@
 """Authentication and rate limits: every endpoint but the public ones needs a key; it names the tenant.
 
+One middleware does both, in this order: a request without a valid key is answered 401 and counts
+against nothing; an authenticated one is counted against its limits (services.api.rate_limits).
+
 A key is looked for among the configured keys (GAMIFY_API_KEYS or the development key) first,
 then among the keys issued through /admin/api-keys (services.api.issued_keys).
 """
@@ -11,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from services import metrics
+from services.api.access import stamp
 from services.api.auth import Principal
 from services.api.errors import error
 from services.api.keys import issued_keys_key, key_ring_key, rate_limiter_key
-from services.api.rate_limits import Decision
+from services.api.rate_limits import Decision, RateLimiter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 principal_key = web.RequestKey("principal_key", Principal)
@@ -25,30 +29,38 @@ PUBLIC_PREFIX = "/api/v1/gamify/docs"  # the documentation page and its assets
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate (401 without a valid key), then count the request against its rate limits."""
+    path = request.path
     if (
-        request.path in PUBLIC_PATHS
-        or request.path.startswith(PUBLIC_PREFIX)
+        path in PUBLIC_PATHS
+        or path.startswith(PUBLIC_PREFIX)
         or request.match_info.http_exception is not None
     ):
         # No route matches (404) or not with this method (405): the answer says only what the
         # public OpenAPI document says, so it comes before authentication.
         return await handler(request)
-    presented = request.headers.get("X-API-Key")
+    headers = request.headers
+    presented = headers.get("X-API-Key")
     if presented is None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
     if not presented:
         return error(
             401, "Missing API key: send it in the X-API-Key header", {"WWW-Authenticate": "ApiKey"}
         )
-    principal = request.app[key_ring_key].authenticate(presented)
-    issued = request.app.get(issued_keys_key)
-    if principal is None and issued is not None:
-        principal = await issued.authenticate(presented)
+    app = request.app
+    principal = app[key_ring_key].authenticate(presented)
+    if principal is None:
+        issued = app.get(issued_keys_key)
+        if issued is not None:
+            principal = await issued.authenticate(presented)
     if principal is None:
         return error(401, "Invalid API key", {"WWW-Authenticate": "ApiKey"})
     request[principal_key] = principal
-    return await handler(request)
+    limiter = app.get(rate_limiter_key)
+    if limiter is None or not limiter.counts(principal):
+        return await handler(request)
+    return await _rate_limited(request, principal, limiter, handler)
 
 
 def principal(request: web.Request) -> Principal:
@@ -57,13 +69,10 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count an authenticated request (after auth_middleware); over a limit, 429 + Retry-After."""
-    who = request.get(principal_key)
-    limiter = request.app.get(rate_limiter_key)
-    if who is None or limiter is None:
-        return await handler(request)
+async def _rate_limited(
+    request: web.Request, who: Principal, limiter: RateLimiter, handler: Handler
+) -> web.StreamResponse:
+    """Count an authenticated request against its limits; over a limit, 429 + Retry-After."""
     decision = await limiter.check(who, request.method, request.path)
     if decision is None:
         return await handler(request)
@@ -78,8 +87,10 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
-async def stamp_rate_limit(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the X-RateLimit-* headers (and Retry-After) of a counted request."""
+async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: ``Server`` and ``X-Request-ID`` on every answer
+    (services.api.access), and the X-RateLimit-* headers (and Retry-After) of a counted request."""
+    stamp(request, response)
     decision = request.get(rate_decision_key)
     if decision is not None:
         response.headers.update(decision.headers())

@@ -28,6 +28,8 @@ from services.validation import ValidationFailed, format_timestamp, parse_timest
 
 def as_of(request: web.Request) -> datetime | None:
     """The ``as_of`` query parameter as a UTC instant, None when absent; 422 when malformed."""
+    if not request.query_string:  # most reads: no query to parse
+        return None
     raw = request.query.get("as_of")
     if raw is None:
         return None

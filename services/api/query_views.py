@@ -19,20 +19,20 @@ from services.api.representations import (
     profile,
     state,
 )
-from services.api.requests import dumps, int_query, participant_id
+from services.api.requests import dumps, int_query, json_answer, participant_id
 from services.participants.engine import Catalog
 from services.validation import ValidationFailed
 
 
 async def get_participant(request: web.Request) -> web.Response:
     row, cat, now = await _view(request)
-    return web.json_response(profile(row, cat, now), dumps=dumps)
+    return json_answer(profile(row, cat, now))
 
 
 async def get_state(request: web.Request) -> web.Response:
-    include = _include(request.query.get("include"))
+    include = _include(request.query.get("include") if request.query_string else None)
     row, cat, now = await _view(request)
-    return web.json_response(state(row, include, cat, now), dumps=dumps)
+    return json_answer(state(row, include, cat, now))
 
 
 async def _view(request: web.Request) -> tuple[ParticipantRow, Catalog, datetime]:
@@ -57,7 +57,7 @@ async def get_points(request: web.Request) -> web.Response:
         **points(row),
         "expiring_soon": expiring_soon(row),
     }
-    return web.json_response(body, dumps=dumps)
+    return json_answer(body)
 
 
 async def get_transactions(request: web.Request) -> web.Response:

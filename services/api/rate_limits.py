@@ -119,6 +119,12 @@ class RateLimiter:
         self.on_error = on_error
         self._warned_at = -math.inf
 
+    def counts(self, principal: Principal) -> bool:
+        """Whether any limit may apply to ``principal``'s requests (False: ``check`` answers None
+        for every request of it: every setting is off and the key has no limit of its own)."""
+        s = self.settings
+        return bool(s.per_key or s.per_tenant or s.ingest_burst or principal.rate_limit)
+
     async def check(self, principal: Principal, method: str, path: str) -> Decision | None:
         """Count the request; the refused limit, else the one with the least left."""
         limits = applicable(self.settings, principal, method, path)

@@ -169,6 +169,14 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+def json_answer(obj: Any, status: int = 200) -> web.Response:
+    """``web.json_response(obj, dumps=dumps)`` without the text round trip: the same body and
+    ``Content-Type: application/json; charset=utf-8``, encoded once."""
+    return web.Response(
+        body=orjson.dumps(obj), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
 def replayed(response: web.StreamResponse, result: Any) -> web.StreamResponse:
     """``response`` with ``Idempotent-Replayed: true`` when ``result`` (a handler Result) is the
     original answer of a repeated Idempotency-Key: every keyed write says so the same way."""

@@ -341,6 +341,37 @@ async def test_every_answer_carries_a_request_id_and_a_server_header_without_ver
     assert a.headers["X-Request-ID"] != b.headers["X-Request-ID"]
 
 
+def route_count(metric: str, route: str, status: str | None = None) -> float:
+    """The GET samples of ``metric`` (requests or latency observations) for one route."""
+    family = metrics.HTTP_REQUESTS if metric == "requests" else metrics.HTTP_LATENCY
+    suffix = "_total" if metric == "requests" else "_count"
+    return sum(
+        s.value
+        for m in family.collect()
+        for s in m.samples
+        if s.name.endswith(suffix)
+        and s.labels.get("method") == "GET"
+        and s.labels.get("route") == route
+        and (status is None or s.labels.get("status") == status)
+    )
+
+
+async def test_answers_are_counted_by_route_and_status_with_their_latency(
+    client: TestClient,
+) -> None:
+    route = f"{BASE}/participants/{{participant_id}}"
+    counted = {s: route_count("requests", route, s) for s in ("401", "404")}
+    observed = route_count("latency", route)
+    unmatched = route_count("requests", "unmatched", "404")
+    assert (await client.get(f"{BASE}/participants/u1")).status == 401
+    assert (await client.get(f"{BASE}/participants/nobody", headers=ACME)).status == 404
+    assert (await client.get(f"{BASE}/nothing", headers=ACME)).status == 404
+    assert route_count("requests", route, "401") == counted["401"] + 1
+    assert route_count("requests", route, "404") == counted["404"] + 1
+    assert route_count("latency", route) == observed + 2
+    assert route_count("requests", "unmatched", "404") == unmatched + 1
+
+
 async def test_the_request_id_goes_into_the_commits_causation(
     client: TestClient, log: InMemoryEventLog
 ) -> None:

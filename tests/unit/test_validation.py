@@ -14,10 +14,12 @@ from services.inbound.messages import Rejected, parse
 from services.participants.domain import Env
 from services.participants.features.events import rule_points
 from services.validation import (
+    CONTROL,
     MAX_MAP_BYTES,
     MAX_MAP_KEYS,
     MAX_SAFE_NUMBER,
     ValidationFailed,
+    _Strict,
     check_field,
     format_timestamp,
     schema_of,
@@ -131,6 +133,40 @@ def test_a_path_parameter_is_held_to_the_rule_of_its_body_field() -> None:
         with pytest.raises(ValidationFailed) as caught:
             check_field("points.award", "participant_id", bad, ["path", "participant_id"])
         assert caught.value.errors[0]["loc"] == ["path", "participant_id"]
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        ("points.award", "participant_id"),
+        ("rewards.claim", "reward_id"),
+        ("definitions/leaderboard", "code"),
+        ("events.track", "event_name"),
+    ],
+)
+def test_a_path_parameter_passes_the_quick_check_exactly_when_the_schema_accepts_it(
+    command: str, field: str
+) -> None:
+    strict = _Strict(schema_of(command)["properties"][field])
+    values = ["u1", "user_0000001", "a b", "é", "", "p" * 255, "p" * 256, "x" * 64, "x" * 65]
+    values += [
+        "a\x00b",
+        "a\x1fb",
+        "a\x7fb",
+        "a\x9fb",
+        "a\u202eb",
+        "a\u2066b",
+        "tab\there",
+        "ok-1.2:3",
+    ]
+    for value in values:
+        accepted = strict.is_valid(value) and not CONTROL.search(value)
+        try:
+            check_field(command, field, value, ["path", field])
+        except ValidationFailed:
+            assert not accepted, value
+        else:
+            assert accepted, value
 
 
 def test_a_definition_description_may_span_lines_but_holds_no_other_control() -> None:
