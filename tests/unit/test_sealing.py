@@ -293,6 +293,7 @@ def test_an_opened_event_is_checked_again_as_a_whole() -> None:
     assert type(awarded) is PointsAwarded
     assert (awarded.reason, awarded.metadata, awarded.amount) == ("r", {}, 50)
 
+
 async def test_append_many_fetches_the_missing_keys_of_a_batch_in_one_call() -> None:
     """A wave of new participants: one keys_for_write for all of them, not a key write each."""
     from services.adapters.sealing_event_log import SealingEventLog
