@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import statistics
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -218,37 +219,34 @@ class Bench:
         if report:
             self.figure_vs_raw("projection", "SQLite read models, events/s", found, 0.25)
 
-    async def project_pg(self) -> None:
+    @contextlib.contextmanager
+    def pg_schema(self, what: str) -> Iterator[str]:
+        """The URL of a fresh PostgreSQL schema (the tests' server), dropped afterwards."""
         from tests.postgres import drop_schema, new_schema, postgres_server
 
-        work = await self.workload()
         if self.pg_url is None:
             self.pg_url = self.stack.enter_context(postgres_server())
         schema = new_schema(self.pg_url)
-        url = f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
-        print(f"  projecting into PostgreSQL (schema {schema})", flush=True)
+        print(f"  {what} (schema {schema})", flush=True)
         try:
-            found = await projection_bench.project(self.bootstrap, work, url, self.sizes.pg_cap)
+            yield f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
         finally:
             drop_schema(self.pg_url, schema)
+
+    async def project_pg(self) -> None:
+        work = await self.workload()
+        with self.pg_schema("projecting into PostgreSQL") as url:
+            found = await projection_bench.project(self.bootstrap, work, url, self.sizes.pg_cap)
         self.results.details["projection_postgres"] = _rounded(found)
         self.figure_vs_raw("projection", "PostgreSQL read models, events/s", found, 0.12)
         await self.project_pg_split(work, 2)
 
     async def project_pg_split(self, work: Workload, projectors: int) -> None:
         """Issue 11: ``projectors`` processes share the partitions and one PostgreSQL store."""
-        from tests.postgres import drop_schema, new_schema
-
-        assert self.pg_url is not None
-        schema = new_schema(self.pg_url)
-        url = f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
-        print(f"  {projectors} projector processes into PostgreSQL (schema {schema})", flush=True)
-        try:
+        with self.pg_schema(f"{projectors} projector processes into PostgreSQL") as url:
             found = await projection_bench.project_split(
                 self.bootstrap, work, url, self.sizes.pg_cap, projectors
             )
-        finally:
-            drop_schema(self.pg_url, schema)
         self.results.details[f"projection_postgres_x{projectors}"] = _rounded(found)
         metric = f"PostgreSQL read models, {projectors} processes, events/s"
         self.figure_vs_raw("projection", metric, found, 0.12)
@@ -270,22 +268,11 @@ class Bench:
     async def replay_pg(self, work: Workload) -> None:
         """A rebuild into PostgreSQL in one process, then in two (`gamify replay --processes 2`:
         each a share of the partitions), each into a fresh schema."""
-        from tests.postgres import drop_schema, new_schema, postgres_server
-
-        if self.pg_url is None:
-            self.pg_url = self.stack.enter_context(postgres_server())
         for processes in (1, 2):
-            schema = new_schema(self.pg_url)
-            url = f"{self.pg_url}{'&' if '?' in self.pg_url else '?'}schema={schema}"
-            print(
-                f"  replay into PostgreSQL, {processes} process(es) (schema {schema})", flush=True
-            )
-            try:
+            with self.pg_schema(f"replay into PostgreSQL, {processes} process(es)") as url:
                 found = await projection_bench.rebuild(
                     self.bootstrap, work, url, self.sizes.pg_cap, processes
                 )
-            finally:
-                drop_schema(self.pg_url, schema)
             self.results.details[f"replay_postgres_x{processes}"] = _rounded(found)
             metric = f"full rebuild into PostgreSQL, {processes} process(es), events/s"
             self.figure_vs_raw("replay", metric, found, 0.30)
