@@ -131,8 +131,10 @@ async def project_share(spec: WorkerSpec, source: LogSource, keys: DataKeyStore 
 def shares(work: dict[int, int], processes: int) -> list[list[int]]:
     """Partitions split into at most ``processes`` groups of about equal work (records left per
     partition in ``work``), largest first onto the least-loaded group; partitions with no work
-    are left out. Deterministic."""
-    groups: list[tuple[int, list[int]]] = [(0, []) for _ in range(max(1, processes))]
+    are left out, and there are never more groups than partitions with work (so a huge
+    ``processes`` costs nothing). Deterministic."""
+    busy = sum(1 for n in work.values() if n > 0)
+    groups: list[tuple[int, list[int]]] = [(0, []) for _ in range(max(1, min(processes, busy)))]
     for partition in sorted(work, key=lambda p: (-work[p], p)):
         if work[partition] <= 0:
             continue

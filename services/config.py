@@ -36,20 +36,34 @@ VARIABLES = frozenset(
     WEBHOOKS_ALLOW_PRIVATE
     """.split()
 )
-# Read by the test suite and the benchmarks, never by the service (README, Configuration).
-TEST_PREFIXES = ("GAMIFY_TEST_", "GAMIFY_E2E_", "GAMIFY_SYSTEM_", "GAMIFY_FUZZ_")
+# Read by the test suite, never by the service (README, below the Configuration table): exact
+# names, so a typo of one of them is named too.
+TEST_VARIABLES = frozenset(
+    f"GAMIFY_{name}"
+    for name in """
+    TEST_KAFKA_BOOTSTRAP TEST_KAFKA_KIND TEST_KAFKA_IDEMPOTENCE TEST_POSTGRES_URL TEST_REDIS_URL
+    E2E_LOG_LEVEL SYSTEM_LOG_LEVEL FUZZ_EXAMPLES FUZZ_SEED
+    """.split()
+)
+SHOWN_NAME = 80  # characters of an unknown name the warning shows
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``GAMIFY_*`` names in ``environ`` that Gamify does not read, sorted, each followed by
     ``" (did you mean <known name>?)"`` when a known name is close (a missing letter, a swapped
-    word). Test-only variables (``TEST_PREFIXES``) are not reported."""
+    word, lower case). Names are shown escaped (``\\n``, ``\\x1b``: a name cannot break the log
+    line or drive a terminal) and cut at ``SHOWN_NAME`` characters; values are never shown.
+    ``TEST_VARIABLES`` are not reported."""
+    known = VARIABLES | TEST_VARIABLES
     found = []
     for name in sorted(environ):
-        if not name.startswith("GAMIFY_") or name in VARIABLES or name.startswith(TEST_PREFIXES):
+        if not name.startswith("GAMIFY_") or name in known:
             continue
-        close = difflib.get_close_matches(name, VARIABLES, n=1, cutoff=0.8)
-        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        shown = name.encode("unicode_escape").decode("ascii")
+        if len(shown) > SHOWN_NAME:
+            shown = shown[:SHOWN_NAME] + "..."
+        found.append(f"{shown} (did you mean {close[0]}?)" if close else shown)
     return found
 
 

@@ -66,7 +66,7 @@ ROUTES = [
     web.get(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.get_definition),
     web.patch(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.update),
     web.delete(f"{BASE}/admin/{RESOURCE}/{{id}}", admin_views.delete),
-    web.post(f"{BASE}/admin/{RESOURCE}/{{id}}/evaluate", admin_views.evaluate),
+    web.post(f"{BASE}/admin/{{resource:tiers|badges}}/{{id}}/evaluate", admin_views.evaluate),
     *streak_views.ROUTES,
     *challenge_views.ROUTES,
     *reward_views.ROUTES,

@@ -320,6 +320,12 @@ async def test_admin_paths_with_their_own_routes_allow_only_their_own_methods(
         assert resp.status == 405, (method, path)
         assert set(resp.headers["Allow"].split(",")) == allowed, (method, path)
     assert (await client.get(f"{BASE}/admin/no-such-kind", headers=ACME)).status == 404
+    # evaluate exists for tiers and badges only: other kinds' paths do not exist at all
+    resp = await client.put(f"{BASE}/admin/badges/b1/evaluate", headers=ACME)
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    for method in ("GET", "POST", "PUT"):
+        resp = await client.request(method, f"{BASE}/admin/rules/r1/evaluate", headers=ACME)
+        assert resp.status == 404, method
 
 
 async def test_every_answer_carries_a_request_id_and_a_server_header_without_versions(

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from services.cli import build_parser
-from services.config import VARIABLES
+from services.config import TEST_VARIABLES, VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -91,3 +91,5 @@ def test_the_configuration_table_lists_every_variable_gamify_reads() -> None:
         for name in re.findall(r"\bGAMIFY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())
     }
     assert spelled - set(VARIABLES) == set()
+    test_only = table.split("Test-only:", 1)[1]
+    assert {name for name in TEST_VARIABLES if f"`{name}`" not in test_only} == set()

@@ -17,3 +17,7 @@ def test_never_more_groups_than_partitions_with_work_and_at_least_one() -> None:
     assert shares({0: 0}, 3) == []
     assert shares({0: 1, 1: 1, 2: 1}, 0) == [[0, 1, 2]]
     assert len(shares({p: 1 for p in range(6)}, 3)) == 3
+
+
+def test_a_huge_process_count_is_capped_before_anything_is_allocated() -> None:
+    assert shares({0: 3, 1: 2}, 10**20) == [[0], [1]]

@@ -21,6 +21,25 @@ def test_a_typo_is_named_with_the_closest_variable() -> None:
     ]
 
 
+def test_names_are_escaped_cut_and_matched_whatever_their_case() -> None:
+    """A name cannot forge a log line or drive a terminal; a long one is cut; a lower-case
+    spelling of a known name is matched; test-only names are exact (their typos are named)."""
+    env = {
+        "GAMIFY_NL\nINJECT": "1",
+        "GAMIFY_X\x1b[2JRED": "1",
+        "GAMIFY_" + "A" * 5000: "1",
+        "GAMIFY_log_level": "DEBUG",
+        "GAMIFY_TEST_POSTGRE_URL": "x",
+    }
+    found = unknown_variables(env)
+    assert "GAMIFY_NL\\nINJECT" in found
+    assert "GAMIFY_X\\x1b[2JRED" in found
+    assert "GAMIFY_" + "A" * 73 + "..." in found
+    assert "GAMIFY_log_level (did you mean GAMIFY_LOG_LEVEL?)" in found
+    assert "GAMIFY_TEST_POSTGRE_URL (did you mean GAMIFY_TEST_POSTGRES_URL?)" in found
+    assert not any("\n" in line or "\x1b" in line for line in found)
+
+
 def test_known_and_test_only_variables_are_not_reported() -> None:
     env = {
         "GAMIFY_DATABASE_URL": "sqlite:///x.db",
