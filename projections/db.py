@@ -118,29 +118,16 @@ class Database:
             try:
                 if self.datastore.pool.closed:  # as the pool would: no transaction after close()
                     raise ConnectionPoolClosedError
-                conn = self._derived_connection()
-                cursor = conn.cursor()
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate(self._derived_connection()) as cursor:
                     yield cursor
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
             finally:
                 self._derived_lock.release()
             return
         if self.kind == "sqlite" and commit:
             with self.datastore.get_connection(commit=True) as conn:
-                cursor = conn.cursor()
-                cursor.execute(_NORMAL if derived else _FULL)  # per connection: set every time
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
+                # synchronous is per connection, and pool connections serve both kinds: every time
+                with _immediate(conn, _NORMAL if derived else _FULL) as cursor:
                     yield cursor
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
             return
         with self.datastore.transaction(commit=commit) as c:
             yield c
@@ -314,3 +301,19 @@ def _postgres(parts: Any, schema: str, pool_size: int) -> Any:
     with datastore.transaction(commit=True) as c:
         c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return datastore
+
+
+@contextmanager
+def _immediate(conn: Any, *first: str) -> Iterator[Any]:
+    """A cursor in a ``BEGIN IMMEDIATE`` transaction on SQLite ``conn`` (after the ``first``
+    statements, e.g. a pragma): rolled back if the block raises, else committed."""
+    cursor = conn.cursor()
+    for statement in first:
+        cursor.execute(statement)
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        yield cursor
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
